@@ -1,0 +1,124 @@
+"""Start a Dask cluster from a named profile and connect a client to it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dask
+from distributed import Client, LocalCluster
+
+from cluster.profiles import LocalProfile, SlurmProfile, load_profile
+
+__all__ = ["WORKER_ENVIRONMENT", "make_client", "close_client", "cluster_client"]
+
+logger = logging.getLogger("emustudy.cluster")
+
+# Distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which made a numpy-vectorised
+# simulator ~5x slower in a worker than in a plain process (FACTS.md); these restore speed.
+WORKER_ENVIRONMENT = {
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
+    "MALLOC_MMAP_THRESHOLD_": str(64 * 2**20),
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+# The statistical profiler cost ~5 % on CPU-bound simulators (FACTS.md).
+_DASK_SETTINGS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
+}
+
+
+def _local_cluster(profile: LocalProfile) -> LocalCluster:
+    with dask.config.set(_DASK_SETTINGS):
+        return LocalCluster(
+            n_workers=profile.n_workers,
+            threads_per_worker=profile.threads_per_worker,
+            memory_limit=profile.memory_limit,
+            host=profile.host,
+            dashboard_address=profile.dashboard_address,
+            processes=True,
+        )
+
+
+def _slurm_cluster(profile: SlurmProfile):
+    from dask_jobqueue import SLURMCluster
+
+    prologue = [f"export {key}={value}" for key, value in WORKER_ENVIRONMENT.items()]
+    prologue.append("export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False")
+    scheduler_options = {"dashboard_address": profile.dashboard_address}
+    if profile.scheduler_host:
+        scheduler_options["host"] = profile.scheduler_host
+    cluster = SLURMCluster(
+        cores=profile.cores,
+        processes=profile.processes,
+        memory=profile.memory,
+        queue=profile.queue,
+        account=profile.account,
+        walltime=profile.walltime,
+        interface=profile.interface,
+        python=sys.executable,
+        job_script_prologue=prologue,
+        job_extra_directives=list(profile.job_extra_directives),
+        log_directory=profile.log_directory,
+        scheduler_options=scheduler_options,
+    )
+    cluster.scale(jobs=profile.jobs)
+    return cluster
+
+
+def make_client(
+    profile: str | LocalProfile | SlurmProfile = "local",
+    *,
+    profiles_file: Path | None = None,
+    **overrides: object,
+) -> Client:
+    """Start the cluster a profile describes and return a client connected to it.
+
+    Parameters
+    ----------
+    profile : str or profile object
+        A profile name from ``cluster/profiles.yaml`` (or ``profiles_file``), or a profile.
+    profiles_file : Path, optional
+        Your own profiles YAML.
+    **overrides
+        Settings that replace the profile's, e.g. ``n_workers=4`` or ``jobs=10``.
+
+    Returns
+    -------
+    Client
+        Closing it with :meth:`close_client` also stops the cluster it started.
+    """
+    if isinstance(profile, str):
+        profile = load_profile(profile, profiles_file, **overrides)
+    cluster = _local_cluster(profile) if profile.kind == "local" else _slurm_cluster(profile)
+    client = Client(cluster)
+    logger.info("Dask %s cluster started; dashboard: %s", profile.kind, client.dashboard_link)
+    return client
+
+
+def close_client(client: Client) -> None:
+    """Close a client from :func:`make_client` and the cluster it started."""
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+@contextmanager
+def cluster_client(
+    profile: str | LocalProfile | SlurmProfile = "local",
+    *,
+    profiles_file: Path | None = None,
+    **overrides: object,
+) -> Iterator[Client]:
+    """Context manager around :func:`make_client` that always stops the cluster."""
+    client = make_client(profile, profiles_file=profiles_file, **overrides)
+    try:
+        yield client
+    finally:
+        close_client(client)

@@ -1,0 +1,25 @@
+"""Simulators: the Simulator interface, priors, the registry, built-in models and the store."""
+
+from simulators.base import ExactPosterior, Simulator
+from simulators.errors import ConfigError, EmustudyError, StaleOutputError, StoreError
+from simulators.gaussian_linear import GaussianLinear
+from simulators.prior import Parameter, Prior
+from simulators.registry import available_simulators, make_simulator, register
+from simulators.seeding import Stream, sample_seeds
+
+__all__ = [
+    "ConfigError",
+    "EmustudyError",
+    "ExactPosterior",
+    "GaussianLinear",
+    "Parameter",
+    "Prior",
+    "Simulator",
+    "StaleOutputError",
+    "StoreError",
+    "Stream",
+    "available_simulators",
+    "make_simulator",
+    "register",
+    "sample_seeds",
+]

@@ -1,0 +1,82 @@
+"""The simulator registry: built-ins register at import, plugins through entry points.
+
+A third-party package adds a simulator without touching emustudy::
+
+    [project.entry-points."emustudy.simulators"]
+    my_model = "my_package.simulator:MyModel"
+
+where ``MyModel(**settings)`` returns a :class:`simulators.base.Simulator`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from simulators.base import Simulator
+from simulators.errors import ConfigError
+
+__all__ = ["ENTRY_POINT_GROUP", "register", "make_simulator", "available_simulators"]
+
+ENTRY_POINT_GROUP = "emustudy.simulators"
+
+_BUILTINS: dict[str, Callable[..., Simulator]] = {}
+
+
+def register(name: str) -> Callable[[type[Simulator]], type[Simulator]]:
+    """Class decorator that registers a built-in simulator under ``name``."""
+
+    def decorate(cls: type[Simulator]) -> type[Simulator]:
+        if name in _BUILTINS:
+            raise ConfigError(f"simulator {name!r} is registered twice")
+        _BUILTINS[name] = cls
+        return cls
+
+    return decorate
+
+
+def _plugins() -> dict[str, Callable[..., Simulator]]:
+    found: dict[str, Callable[..., Simulator]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found[entry.name] = entry.load()
+        except Exception as err:  # a broken plugin must not take the platform down
+            warnings.warn(
+                f"simulator plugin {entry.name!r} ({entry.value}) failed to load: {err}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return found
+
+
+def _all() -> dict[str, Callable[..., Simulator]]:
+    import simulators.gaussian_linear  # noqa: F401  (registers the built-ins)
+
+    return {**_plugins(), **_BUILTINS}
+
+
+def available_simulators() -> list[str]:
+    """Names of every registered simulator, built-in and plugin, sorted."""
+    return sorted(_all())
+
+
+def make_simulator(name: str, **settings: Any) -> Simulator:
+    """Build a registered simulator.
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is unknown (the message lists the known names) or the settings are invalid.
+    """
+    factories = _all()
+    if name not in factories:
+        raise ConfigError(
+            f"unknown simulator {name!r}; known simulators: {', '.join(sorted(factories))}. "
+            f"Register your own under the entry-point group {ENTRY_POINT_GROUP!r}."
+        )
+    try:
+        return factories[name](**settings)
+    except TypeError as err:
+        raise ConfigError(f"invalid settings {settings} for simulator {name!r}: {err}") from err
