@@ -23,7 +23,7 @@ from simulators.errors import ConfigError, EmustudyError
 from simulators.seeding import Stream, sample_seeds
 from simulators.store import Status, create_store, pending_chunks, store_identity, write_rows
 
-__all__ = ["CampaignSummary", "run_campaign", "simulate_chunk"]
+__all__ = ["CampaignSummary", "ChunkResult", "run_campaign", "simulate_chunk"]
 
 logger = logging.getLogger("emustudy.cluster")
 
@@ -45,34 +45,32 @@ class CampaignSummary:
         return self.chunks_total - self.chunks_run
 
 
+@dataclass(frozen=True)
+class ChunkResult:
+    """Rows per status name written by one chunk, and the simulator's error if it failed."""
+
+    counts: dict[str, int]
+    error: str | None = None
+
+
 def simulate_chunk(
     simulator: Simulator, store: Path, start: int, stop: int, campaign_seed: int
-) -> dict[str, int]:
-    """Simulate rows ``start:stop`` of a campaign and write them into the store (a Dask task).
-
-    Returns
-    -------
-    counts : dict
-        Rows per status name written by this chunk.
-    """
+) -> ChunkResult:
+    """Simulate rows ``start:stop`` of a campaign and write them into the store (a Dask task)."""
     indices = np.arange(start, stop)
     theta = simulator.prior.sample_from_seeds(sample_seeds(campaign_seed, indices, Stream.PRIOR))
     seeds = sample_seeds(campaign_seed, indices, Stream.SIMULATION)
     n_outputs = len(simulator.output_names)
-    began = time.perf_counter()
+    began, error = time.perf_counter(), None
     try:
         x = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
     except Exception as err:  # recorded, not raised: one bad chunk must not end a campaign
-        warnings.warn(f"{simulator.name} failed on samples {start}:{stop}: {err!r}", stacklevel=1)
+        error = f"samples {start}:{stop}: {err!r}"
         x = np.full((len(indices), n_outputs), np.nan)
         status = np.full(len(indices), Status.FAILED, dtype=np.int8)
     else:
         if x.shape != (len(indices), n_outputs):
-            warnings.warn(
-                f"{simulator.name} returned shape {x.shape} for samples {start}:{stop}, "
-                f"expected {(len(indices), n_outputs)}; rows marked invalid",
-                stacklevel=1,
-            )
+            error = f"samples {start}:{stop}: shape {x.shape}, expected {(len(indices), n_outputs)}"
             x = np.full((len(indices), n_outputs), np.nan)
             status = np.full(len(indices), Status.INVALID, dtype=np.int8)
         else:
@@ -80,7 +78,8 @@ def simulate_chunk(
             status = np.where(finite, Status.OK, Status.INVALID).astype(np.int8)
     elapsed = np.full(len(indices), (time.perf_counter() - began) / len(indices))
     write_rows(store, start, theta=theta, x=x, seed=seeds, elapsed=elapsed, status=status)
-    return {s.name.lower(): int((status == s).sum()) for s in Status if (status == s).any()}
+    counts = {s.name.lower(): int((status == s).sum()) for s in Status if (status == s).any()}
+    return ChunkResult(counts, error)
 
 
 def run_campaign(
@@ -131,6 +130,7 @@ def run_campaign(
     todo = pending_chunks(store)
     n_chunks = -(-n_samples // chunk_size)
     counts: dict[str, int] = {}
+    errors: list[str] = []
     if todo:
         logger.info(
             "%s: %d of %d chunks to simulate with %s (dashboard: %s)",
@@ -149,8 +149,7 @@ def run_campaign(
             for future in as_completed(futures):
                 start, stop = futures[future]
                 try:
-                    for name, count in future.result().items():
-                        counts[name] = counts.get(name, 0) + count
+                    result = future.result()
                 except Exception as err:
                     for other in futures:
                         other.cancel()
@@ -158,7 +157,16 @@ def run_campaign(
                         f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks "
                         "written so far are kept and a rerun resumes from them"
                     ) from err
+                for name, count in result.counts.items():
+                    counts[name] = counts.get(name, 0) + count
+                errors += [result.error] if result.error else []
                 bar.update(task, advance=stop - start)
+    if errors:
+        warnings.warn(
+            f"{simulator.name}: {len(errors)} chunks of {store} did not simulate cleanly (their rows "
+            f"are marked failed or invalid and left out of training); first: {errors[0]}",
+            stacklevel=2,
+        )
     summary = CampaignSummary(
         store=store, n_samples=n_samples, chunks_total=n_chunks, chunks_run=len(todo),
         counts=counts, seconds=time.perf_counter() - began,

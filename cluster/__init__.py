@@ -1,0 +1,18 @@
+"""Cluster: Dask clients from named profiles, simulation campaigns, and the local SLURM for tests."""
+
+from cluster.campaign import CampaignSummary, run_campaign, simulate_chunk
+from cluster.client import WORKER_ENVIRONMENT, close_client, cluster_client, make_client
+from cluster.profiles import LocalProfile, SlurmProfile, load_profile
+
+__all__ = [
+    "CampaignSummary",
+    "LocalProfile",
+    "SlurmProfile",
+    "WORKER_ENVIRONMENT",
+    "close_client",
+    "cluster_client",
+    "load_profile",
+    "make_client",
+    "run_campaign",
+    "simulate_chunk",
+]
