@@ -1,9 +1,7 @@
 """Campaigns on a real local Dask cluster write complete, resumable, schedule-independent stores."""
 
 import sys
-import threading
 import time
-import urllib.request
 
 import cloudpickle
 import numpy as np
@@ -132,23 +130,10 @@ class _Slow(GaussianLinear):
         return super().simulate(theta, seeds)
 
 
-def test_dashboard_answers_while_a_campaign_runs(tmp_path, client):
+def test_dashboard_answers_while_a_campaign_runs(tmp_path, client, poll_dashboard):
     link = client.dashboard_link
     assert link.startswith("http://127.0.0.1:") and link.endswith("/status")
-    done, answers = threading.Event(), []
-
-    def poll():
-        while not done.is_set():
-            with urllib.request.urlopen(link, timeout=5) as response:
-                answers.append(response.status)
-            time.sleep(0.1)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with poll_dashboard(link) as answers:
         run_campaign(_Slow(dim=2), tmp_path / "s.zarr", n_samples=100, campaign_seed=1, chunk_size=2,
                      client=client, progress=False)
-    finally:
-        done.set()
-        poller.join()
     assert len(answers) >= 3 and set(answers) == {200}

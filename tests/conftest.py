@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole test suite.
+
+* Every test starts from the same seeds: numpy's legacy global RNG and torch's are seeded with 0.
+* ``slurm_conf`` starts the local single-node SLURM of ``cluster/local_slurm.sh`` once per session
+  (root, and apt-get on first use) and stops it at the end. Tests marked ``@pytest.mark.slurm``
+  get it automatically (see :func:`pytest_collection_modifyitems`), so a marked test runs with
+  ``SLURM_CONF`` set; take ``slurm_conf`` as an argument too when the test needs the path. If
+  SLURM cannot start, those tests are skipped, except in CI (``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cluster.local_slurm import SlurmUnavailableError, local_slurm
+
+
+@pytest.fixture(autouse=True)
+def _seed_rngs() -> None:
+    """Seed numpy's legacy global RNG and torch before every test."""
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def slurm_conf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The ``slurm.conf`` of a local SLURM running for this session; ``SLURM_CONF`` points to it."""
+    # A short, root-only folder: slurmd puts Unix sockets (at most 107 bytes of path) in it.
+    state_dir = tmp_path_factory.mktemp("slurm")
+    with ExitStack() as stack:
+        try:
+            conf = stack.enter_context(local_slurm(state_dir))
+        except SlurmUnavailableError as err:
+            conf, reason = None, f"local SLURM unavailable: {err}"
+        if conf is None:  # outside the except block, so the report shows no chained traceback
+            if os.environ.get("CI") == "true":
+                pytest.fail(reason, pytrace=False)
+            pytest.skip(reason)
+        yield conf
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test marked ``slurm`` the ``slurm_conf`` fixture."""
+    for item in items:
+        fixturenames = getattr(item, "fixturenames", None)  # doctest items have none
+        if item.get_closest_marker("slurm") and fixturenames is not None:
+            if "slurm_conf" not in fixturenames:
+                fixturenames.append("slurm_conf")
