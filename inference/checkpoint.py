@@ -1,0 +1,158 @@
+"""Safe files for trained posteriors: plain values and tensors, never pickled objects.
+
+A posterior file is one ``torch.save`` of a dict (format ``emustudy-posterior/1``)::
+
+    format      str    "emustudy-posterior/1"
+    settings    dict   NPESettings.model_dump()
+    prior       dict   Prior.model_dump(mode="json")
+    theta_dim   int
+    x_dim       int
+    state_dict  dict   the estimator's tensors
+    training    dict   TrainingInfo.to_dict()
+    versions    dict   sbi and torch versions that wrote it (informational)
+
+It is written atomically (temporary file in the same folder, then ``os.replace``) and read with
+``torch.load(..., weights_only=True)``, which refuses any pickled object instead of running it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from inference.errors import ResultFileError
+from inference.seeds import seeded
+from inference.settings import NPESettings, estimator_builder
+from inference.training import TrainingInfo
+
+__all__ = ["POSTERIOR_FORMAT", "write_checkpoint", "read_checkpoint", "rebuild_estimator"]
+
+POSTERIOR_FORMAT = "emustudy-posterior/1"
+_KEYS = ("format", "settings", "prior", "theta_dim", "x_dim", "state_dict", "training")
+_DUMMY_ROWS = 64
+
+
+def _reason(err: Exception) -> str:
+    """The informative part of a ``torch.load`` error (its unpickler line, when there is one)."""
+    message = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in message:
+        message = message.split(marker, 1)[1].strip().split(". ", 1)[0]
+    return message[:300]
+
+
+def write_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically; a crash leaves the old file (or none).
+
+    Parameters
+    ----------
+    path : path-like
+        Its folder is created if missing.
+    payload : dict
+        Plain values and tensors only, with the keys of the module docstring.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save({"format": POSTERIOR_FORMAT, **payload}, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a posterior file without executing anything in it.
+
+    Returns
+    -------
+    payload : dict
+        With every key of the module docstring.
+
+    Raises
+    ------
+    ResultFileError
+        If the file is missing, holds pickled objects or is unreadable, or is not an emustudy
+        posterior of this format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ResultFileError(
+            f"no trained posterior at {path}; train one with train_npe(...) and write it "
+            "with TrainedPosterior.save(path)"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ResultFileError(
+            f"{path} is not a plain-data emustudy posterior file and was not loaded "
+            f"({type(err).__name__}: {_reason(err)}). Files holding pickled objects are "
+            "refused, never run. Retrain the posterior and write it with TrainedPosterior.save."
+        ) from err
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != POSTERIOR_FORMAT or not all(key in payload for key in _KEYS):
+        raise ResultFileError(
+            f"{path} has format {found!r}, expected {POSTERIOR_FORMAT!r} with keys "
+            f"{list(_KEYS)}; it was not written by TrainedPosterior.save of this version. "
+            "Retrain the posterior and save it again."
+        )
+    return payload
+
+
+def rebuild_estimator(
+    payload: dict[str, Any], path: str | os.PathLike[str]
+) -> tuple[NPESettings, TrainingInfo, Any]:
+    """Rebuild the trained estimator of a checked payload.
+
+    The network is built by :func:`~inference.settings.estimator_builder` on standard-normal
+    dummy batches of the stored shapes (non-degenerate, so z-scoring builds cleanly), under a
+    fixed seed that leaves torch's global generator untouched; ``load_state_dict`` (strict)
+    then overwrites every weight and buffer, the z-scoring statistics and flow permutations
+    included.
+
+    Parameters
+    ----------
+    payload : dict
+        From :func:`read_checkpoint`.
+    path : path-like
+        Named in errors.
+
+    Returns
+    -------
+    settings : NPESettings
+    training : TrainingInfo
+    estimator : sbi ConditionalDensityEstimator, in eval mode
+
+    Raises
+    ------
+    ResultFileError
+        If the settings, training record or tensors do not rebuild the estimator.
+    """
+    try:
+        settings = NPESettings.model_validate(payload["settings"])
+        training = TrainingInfo.from_dict(payload["training"])
+        with seeded(0):
+            estimator = estimator_builder(settings)(
+                torch.randn(_DUMMY_ROWS, int(payload["theta_dim"])),
+                torch.randn(_DUMMY_ROWS, int(payload["x_dim"])),
+            )
+        estimator.load_state_dict(payload["state_dict"])
+    except (ValidationError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ResultFileError(
+            f"{path} is an emustudy posterior file whose contents do not rebuild the "
+            f"estimator ({type(err).__name__}: {_reason(err)}); it is corrupt or was "
+            "edited. Retrain the posterior and save it again."
+        ) from err
+    estimator.eval()
+    return settings, training, estimator
