@@ -1,0 +1,73 @@
+"""The ``emustudy`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from pipelines.config import load_config
+from simulators.errors import EmustudyError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Emulator-vs-simulator studies for simulation-based inference.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+        force=True,
+    )
+    logging.getLogger("emustudy").setLevel(logging.WARNING if quiet else logging.INFO)
+    for noisy in ("distributed", "lightning", "lightning.pytorch", "bokeh", "tornado"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+ConfigArgument = typer.Argument(..., exists=False, help="Study config (YAML).")
+
+
+@app.command()
+def validate(config: Path = ConfigArgument) -> None:
+    """Check a study config without running anything."""
+    _setup_logging(quiet=True)
+    study = load_config(config)
+    levels = ", ".join(f"{lvl.name} ({lvl.simplification:g})" for lvl in study.ladder)
+    console.print(f"[green]{config} is valid[/green]: study {study.name!r} → {study.study_dir}")
+    console.print(f"simulator {study.simulator.name} {study.simulator.settings}; levels: {levels}")
+
+
+@app.command()
+def run(
+    config: Path = ConfigArgument,
+    output_dir: Path | None = typer.Option(None, help="Parent folder of the study folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs."),
+) -> None:
+    """Run every stage of a study that is not done yet, then write its report."""
+    from pipelines.study import run_study
+
+    _setup_logging(quiet)
+    overrides = {"output_dir": output_dir} if output_dir else {}
+    study = load_config(config, **overrides)
+    result = run_study(study, progress=not quiet)
+    console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
+
+
+def main() -> None:
+    """Entry point: user errors become one clear message and exit code 2."""
+    try:
+        app()
+    except EmustudyError as err:
+        console.print(f"[red]error:[/red] {err}")
+        sys.exit(2)

@@ -1,0 +1,57 @@
+"""Which config made each output: a small JSON manifest of stage digests per folder.
+
+A stage is done when its outputs exist and the manifest holds the digest of the config that
+would make them now. Outputs made by another config are never overwritten: the stage refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from simulators.errors import StaleOutputError
+
+__all__ = ["Manifest"]
+
+
+class Manifest:
+    """Stage digests of one output folder, stored in ``path`` (a JSON file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def entries(self) -> dict[str, str]:
+        """Stage name to the digest of the config that made its outputs."""
+        if not self.path.exists():
+            return {}
+        return json.loads(self.path.read_text())
+
+    def is_done(self, stage: str, digest: str, outputs: list[Path]) -> bool:
+        """True when ``outputs`` exist and were made by the config with ``digest``.
+
+        Raises
+        ------
+        StaleOutputError
+            If an output exists that a different config made.
+        """
+        recorded = self.entries().get(stage)
+        present = [p for p in outputs if p.exists()]
+        if recorded is not None and recorded != digest and present:
+            raise StaleOutputError(
+                f"{', '.join(str(p) for p in present)} was made by a different config "
+                f"(stage {stage!r}: made by config {recorded}, this config is {digest}). "
+                "Nothing was overwritten. Restore the config that made it, give the study another "
+                "name, or delete the stale output to recompute it."
+            )
+        return recorded == digest and len(present) == len(outputs)
+
+    def mark_done(self, stage: str, digest: str) -> None:
+        """Record that ``stage``'s outputs are complete for ``digest`` (atomic write)."""
+        entries = {**self.entries(), stage: digest}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as file:
+            json.dump(entries, file, indent=2, sort_keys=True)
+        os.replace(temporary, self.path)

@@ -1,0 +1,94 @@
+"""The quickstart study end to end on a real local Dask cluster: science, idempotence, refusal."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from inference.scores import load_scores
+from pipelines.cli import app
+from pipelines.config import load_config
+from pipelines.layout import StudyLayout
+from pipelines.study import run_study
+from simulators.errors import StaleOutputError
+
+QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.yaml"
+LOOPBACK_CLUSTER = {"profile": "local", "overrides": {"n_workers": 2, "dashboard_address": "127.0.0.1:0"}}
+
+pytestmark = pytest.mark.slow
+
+
+def _config(output_dir, **changes):
+    return load_config(QUICKSTART, output_dir=output_dir, cluster=LOOPBACK_CLUSTER, **changes)
+
+
+def _snapshot(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("studies")
+    config = _config(output_dir)
+    return config, run_study(config, progress=False)
+
+
+def test_every_output_of_the_study_folder_exists(study):
+    config, run = study
+    layout = StudyLayout(config.study_dir)
+    assert layout.config.exists()
+    for role in ("train", "test", "observations"):
+        assert layout.simulations(role).exists()
+    for name in ("full", "reduced", "crude"):
+        level = layout.level(name)
+        for path in (level.emulator, level.emulated, level.posterior, level.scores):
+            assert path.exists(), path
+    assert layout.level("ceiling").posterior.exists() and layout.level("ceiling").scores.exists()
+    assert (layout.report / "index.html").exists() and (layout.report / "scores.csv").exists()
+    assert sorted(p.name for p in (layout.report / "figures").glob("*.png")) == [
+        "c2st_mean.png", "emulator_nll_mean.png", "nltp_mean.png", "sbc_min_pvalue.png",
+    ]
+    assert all(outcome.ran for outcome in run.outcomes)
+
+
+def test_the_science_works(study):
+    config, _ = study
+    layout = StudyLayout(config.study_dir)
+    c2st = {n: load_scores(layout.level(n).scores)["c2st"].values for n in ("ceiling", "full", "crude")}
+    assert c2st["ceiling"].shape == (config.budgets.observations,)
+    assert c2st["ceiling"].mean() <= 0.6, c2st
+    assert c2st["crude"].mean() >= c2st["full"].mean() + 0.1, c2st
+    table = pd.read_csv(layout.report / "scores.csv").set_index("level")
+    np.testing.assert_allclose(table.loc["crude", "c2st_mean"], c2st["crude"].mean())
+    # the most simplified emulator is measurably worse at reproducing the simulator
+    assert table.loc["crude", "emulator_nll_mean"] > table.loc["full", "emulator_nll_mean"]
+
+
+def test_second_run_recomputes_nothing(study):
+    config, _ = study
+    before = _snapshot(config.study_dir)
+    again = run_study(config, progress=False)
+    assert again.recomputed == []
+    assert len(again.outcomes) > 10
+    assert _snapshot(config.study_dir) == before
+
+
+def test_the_command_line_run_skips_done_work(study):
+    config, _ = study
+    before = _snapshot(config.study_dir)
+    result = CliRunner().invoke(app, ["run", str(QUICKSTART), "--quiet", "--output-dir", str(config.output_dir)])
+    # the CLI uses the config's own cluster profile: dashboard on 127.0.0.1:8787 or a free port
+    assert result.exit_code == 0, result.output
+    assert _snapshot(config.study_dir) == before
+
+
+def test_a_changed_config_is_refused_and_nothing_is_overwritten(study):
+    config, _ = study
+    posterior = StudyLayout(config.study_dir).level("crude").posterior
+    before = posterior.read_bytes()
+    changed = _config(config.output_dir, inference={**config.inference.model_dump(), "hidden_features": 20})
+    with pytest.raises(StaleOutputError, match="made by a different config"):
+        run_study(changed, progress=False)
+    assert posterior.read_bytes() == before
