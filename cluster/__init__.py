@@ -1,4 +1,4 @@
-"""Cluster: Dask clients from named profiles, simulation campaigns, and the local SLURM for tests."""
+"""Cluster: Dask clients from named profiles, campaigns, and the local SLURM for tests."""
 
 from cluster.campaign import CampaignSummary, run_campaign, simulate_chunk
 from cluster.client import WORKER_ENVIRONMENT, close_client, cluster_client, make_client

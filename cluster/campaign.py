@@ -124,7 +124,11 @@ def run_campaign(
     store = Path(store)
     began = time.perf_counter()
     identity = store_identity(
-        simulator, n_samples=n_samples, chunk_size=chunk_size, campaign_seed=campaign_seed, extra=attrs
+        simulator,
+        n_samples=n_samples,
+        chunk_size=chunk_size,
+        campaign_seed=campaign_seed,
+        extra=attrs,
     )
     create_store(store, identity, simulator.prior.names, simulator.output_names)
     todo = pending_chunks(store)
@@ -134,13 +138,23 @@ def run_campaign(
     if todo:
         logger.info(
             "%s: %d of %d chunks to simulate with %s (dashboard: %s)",
-            store.name, len(todo), n_chunks, simulator.name, client.dashboard_link,
+            store.name,
+            len(todo),
+            n_chunks,
+            simulator.name,
+            client.dashboard_link,
         )
         remote_simulator = client.scatter(simulator, broadcast=True, hash=False)
         futures = {
             client.submit(
-                simulate_chunk, remote_simulator, store, start, stop, campaign_seed,
-                key=f"simulate-{store.name}-{start}", pure=False,
+                simulate_chunk,
+                remote_simulator,
+                store,
+                start,
+                stop,
+                campaign_seed,
+                key=f"simulate-{store.name}-{start}",
+                pure=False,
             ): (start, stop)
             for start, stop in todo
         }
@@ -163,17 +177,25 @@ def run_campaign(
                 bar.update(task, advance=stop - start)
     if errors:
         warnings.warn(
-            f"{simulator.name}: {len(errors)} chunks of {store} did not simulate cleanly (their rows "
-            f"are marked failed or invalid and left out of training); first: {errors[0]}",
+            f"{simulator.name}: {len(errors)} chunks of {store} did not simulate cleanly (their "
+            f"rows are marked failed or invalid and left out of training); first: {errors[0]}",
             stacklevel=2,
         )
     summary = CampaignSummary(
-        store=store, n_samples=n_samples, chunks_total=n_chunks, chunks_run=len(todo),
-        counts=counts, seconds=time.perf_counter() - began,
+        store=store,
+        n_samples=n_samples,
+        chunks_total=n_chunks,
+        chunks_run=len(todo),
+        counts=counts,
+        seconds=time.perf_counter() - began,
     )
     logger.info(
         "%s: %d chunks run, %d already done, %s in %.1f s",
-        store.name, summary.chunks_run, summary.chunks_skipped, counts or "nothing new", summary.seconds,
+        store.name,
+        summary.chunks_run,
+        summary.chunks_skipped,
+        counts or "nothing new",
+        summary.seconds,
     )
     return summary
 

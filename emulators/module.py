@@ -160,4 +160,3 @@ class ConditionalDensityModule(lightning.LightningModule):
 
     def _as_input(self, values: Tensor | np.ndarray) -> Tensor:
         return torch.as_tensor(values, dtype=self.x_mean.dtype, device=self.x_mean.device)
-

@@ -17,11 +17,14 @@ The checkpoint ``emulator.pt`` holds plain types and tensors only, so it loads w
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,19 @@ class _BestWeights(Callback):
                 key: value.detach().to("cpu", copy=True)
                 for key, value in pl_module.state_dict().items()
             }
+
+
+@contextmanager
+def _quiet_lightning(quiet: bool) -> Iterator[None]:
+    """Silence Lightning's info lines ("`Trainer.fit` stopped ...") when progress is off."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def train_emulator(
@@ -111,6 +127,8 @@ def train_emulator(
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         # Training is one process on one device; it is never meant to be launched with srun.
         warnings.filterwarnings("ignore", message=r"The `srun` command is available")
+        # Lightning 2.6 calls a torch 2.13 pytree API that torch deprecated; nothing to act on.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         trainer = lightning.Trainer(
             max_epochs=spec.max_epochs,
             accelerator="auto",
@@ -125,7 +143,8 @@ def train_emulator(
             log_every_n_steps=1,  # nothing is logged per step; this only silences a size warning
         )
         began = time.perf_counter()
-        trainer.fit(module, datamodule=data)
+        with _quiet_lightning(not progress):
+            trainer.fit(module, datamodule=data)
     seconds = time.perf_counter() - began
     if best.state_dict is None:
         raise EmustudyError(

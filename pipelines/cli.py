@@ -36,6 +36,8 @@ def _setup_logging(quiet: bool) -> None:
 
 
 ConfigArgument = typer.Argument(..., exists=False, help="Study config (YAML).")
+OutputDirOption = typer.Option(None, help="Parent folder of the study folder.")
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs.")
 
 
 @app.command()
@@ -51,8 +53,8 @@ def validate(config: Path = ConfigArgument) -> None:
 @app.command()
 def run(
     config: Path = ConfigArgument,
-    output_dir: Path | None = typer.Option(None, help="Parent folder of the study folder."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs."),
+    output_dir: Path | None = OutputDirOption,
+    quiet: bool = QuietOption,
 ) -> None:
     """Run every stage of a study that is not done yet, then write its report."""
     from pipelines.study import run_study

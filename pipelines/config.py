@@ -51,8 +51,12 @@ class SimulatorConfig(_Frozen):
 class Budgets(_Frozen):
     """Numbers of simulator and emulator runs."""
 
-    train: int = Field(gt=0, description="true-simulator runs for emulators and the ceiling posterior")
-    test: int = Field(gt=0, description="held-out true-simulator pairs for NLTP, SBC and emulator error")
+    train: int = Field(
+        gt=0, description="true-simulator runs for emulators and the ceiling posterior"
+    )
+    test: int = Field(
+        gt=0, description="held-out true-simulator pairs for NLTP, SBC and emulator error"
+    )
     observations: int = Field(gt=0, description="observations at which posteriors are compared")
     emulated: int | None = Field(None, gt=0, description="emulator runs per level; default: train")
     chunk_size: int = Field(500, gt=0, description="rows per store chunk = per Dask task")
@@ -95,7 +99,9 @@ class StudyConfig(_Frozen):
     @classmethod
     def _folder_safe(cls, name: str) -> str:
         if not _FOLDER_NAME.match(name):
-            raise ValueError(f"{name!r} must use only letters, digits, '-' and '_' (it names a folder)")
+            raise ValueError(
+                f"{name!r} must use only letters, digits, '-' and '_' (it names a folder)"
+            )
         return name
 
     @model_validator(mode="after")
@@ -105,7 +111,9 @@ class StudyConfig(_Frozen):
         if duplicates:
             raise ValueError(f"ladder level names must be unique, repeated: {duplicates}")
         if "ceiling" in names:
-            raise ValueError("'ceiling' is reserved for the posterior trained on true-simulator data")
+            raise ValueError(
+                "'ceiling' is reserved for the posterior trained on true-simulator data"
+            )
         for level in self.ladder:
             wanted = level.emulator.train_samples
             if wanted is not None and wanted > self.budgets.train:

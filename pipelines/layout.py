@@ -41,11 +41,11 @@ class LevelLayout:
 class StudyLayout:
     """The study folder::
 
-        study.yaml                 resolved config (what actually ran)
-        simulations/{train,test,observations}.zarr
-        levels/<name>/             emulator.pt, emulated.zarr, posterior.pt, scores.zarr
-        ceiling/                   posterior.pt and scores.zarr trained on true-simulator data
-        report/                    index.html, scores.csv, figures/
+    study.yaml                 resolved config (what actually ran)
+    simulations/{train,test,observations}.zarr
+    levels/<name>/             emulator.pt, emulated.zarr, posterior.pt, scores.zarr
+    ceiling/                   posterior.pt and scores.zarr trained on true-simulator data
+    report/                    index.html, scores.csv, figures/
     """
 
     root: Path

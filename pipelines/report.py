@@ -66,14 +66,22 @@ def _figure(table: pd.DataFrame, column: str, label: str) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
     if column == "c2st_mean":
         spread = [levels[column] - levels["c2st_min"], levels["c2st_max"] - levels[column]]
-        ax.errorbar(levels["simplification"], levels[column], yerr=spread, marker="o", capsize=3,
-                    label="emulator levels (range over observations)")
+        ax.errorbar(
+            levels["simplification"],
+            levels[column],
+            yerr=spread,
+            marker="o",
+            capsize=3,
+            label="emulator levels (range over observations)",
+        )
     else:
         ax.plot(levels["simplification"], levels[column], marker="o", label="emulator levels")
     for x, y, name in zip(levels["simplification"], levels[column], levels["level"], strict=True):
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     if len(ceiling) and np.isfinite(ceiling[column].iloc[0]):
-        ax.axhline(ceiling[column].iloc[0], color="k", linestyle="--", label="true simulator (ceiling)")
+        ax.axhline(
+            ceiling[column].iloc[0], color="k", linestyle="--", label="true simulator (ceiling)"
+        )
     ax.set_xlabel("declared simplification")
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
@@ -83,6 +91,32 @@ def _figure(table: pd.DataFrame, column: str, label: str) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _versus_emulator_error(table: pd.DataFrame) -> bytes:
+    levels = table[(table["level"] != "ceiling") & table["emulator_nll_mean"].notna()]
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
+    ax.scatter(levels["emulator_nll_mean"], levels["c2st_mean"])
+    for x, y, name in zip(
+        levels["emulator_nll_mean"], levels["c2st_mean"], levels["level"], strict=True
+    ):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("measured emulator error: NLL of held-out simulator pairs")
+    ax.set_ylabel("posterior C2ST vs exact posterior", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _embed(png: bytes, label: str) -> str:
+    encoded = base64.b64encode(png).decode()
+    return (
+        f'<figure><img alt="{html.escape(label)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{html.escape(label)}</figcaption></figure>"
+    )
 
 
 def write_report(table: pd.DataFrame, out_dir: Path, title: str) -> Path:
@@ -103,11 +137,11 @@ def write_report(table: pd.DataFrame, out_dir: Path, title: str) -> Path:
         png = _figure(table, column, label)
         (figures_dir / f"{column}.png").write_bytes(png)
         hint = "lower is better" if lower_is_better else "higher is better"
-        encoded = base64.b64encode(png).decode()
-        blocks.append(
-            f'<figure><img alt="{html.escape(label)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{html.escape(label)} ({hint})</figcaption></figure>"
-        )
+        blocks.append(_embed(png, f"{label} ({hint})"))
+    if table["emulator_nll_mean"].notna().sum() >= 2:
+        png = _versus_emulator_error(table)
+        (figures_dir / "c2st_vs_emulator_error.png").write_bytes(png)
+        blocks.append(_embed(png, "posterior C2ST against the measured emulator error"))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}

@@ -72,7 +72,9 @@ def simulation_digest(config: StudyConfig) -> str:
     return digest(config.seed, config.simulator, config.budgets.model_dump(exclude={"emulated"}))
 
 
-def simulate(config: StudyConfig, layout: StudyLayout, client: Client, progress: bool) -> list[StageOutcome]:
+def simulate(
+    config: StudyConfig, layout: StudyLayout, client: Client, progress: bool
+) -> list[StageOutcome]:
     """Run the true simulator for the train, test and observation sets."""
     simulator = make_simulator(config.simulator.name, **config.simulator.settings)
     manifest = Manifest(layout.manifest)
@@ -85,9 +87,12 @@ def simulate(config: StudyConfig, layout: StudyLayout, client: Client, progress:
             continue
         store.parent.mkdir(parents=True, exist_ok=True)
         run_campaign(
-            simulator, store, n_samples=_budget(config, role),
+            simulator,
+            store,
+            n_samples=_budget(config, role),
             campaign_seed=stage_seed(config.seed, "campaign", role),
-            chunk_size=min(config.budgets.chunk_size, _budget(config, role)), client=client,
+            chunk_size=min(config.budgets.chunk_size, _budget(config, role)),
+            client=client,
             attrs={"study": config.name, "role": role, "fidelity_level": "simulator"},
             progress=progress,
         )
@@ -101,7 +106,9 @@ def _level_digests(config: StudyConfig, level: FidelityLevel | None) -> dict[str
     if level is None:
         infer_key = digest(simulations, config.budgets.emulated_runs, config.inference)
         return {"infer": infer_key, "score": digest(infer_key, config.scores)}
-    emulator_key = digest(simulations, level.emulator, stage_seed(config.seed, "emulator", level.name))
+    emulator_key = digest(
+        simulations, level.emulator, stage_seed(config.seed, "emulator", level.name)
+    )
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
     infer_key = digest(emulate_key, config.inference)
     return {
@@ -155,18 +162,28 @@ def train_emulators(
 ) -> list[StageOutcome]:
     """Train each level's emulator on the true-simulator training store."""
     return _run_levels(
-        "train-emulator", config, layout, client, list(levels),
+        "train-emulator",
+        config,
+        layout,
+        client,
+        list(levels),
         outputs=lambda name: [layout.level(name).emulator],
         task=_train_emulator_task,
         arguments=lambda level: (
-            layout.simulations("train"), level, layout.level(level.name).root,
+            layout.simulations("train"),
+            level,
+            layout.level(level.name).root,
             stage_seed(config.seed, "emulator", level.name),
         ),
     )
 
 
 def emulate(
-    config: StudyConfig, layout: StudyLayout, client: Client, levels: list[FidelityLevel], progress: bool
+    config: StudyConfig,
+    layout: StudyLayout,
+    client: Client,
+    levels: list[FidelityLevel],
+    progress: bool,
 ) -> list[StageOutcome]:
     """Run each level's emulator as a simulator over the training parameters."""
     outcomes = []
@@ -177,10 +194,13 @@ def emulate(
             outcomes.append(StageOutcome("emulate", level.name, False, 0.0))
             continue
         run_campaign(
-            Emulator.load(paths.emulator), paths.emulated, n_samples=config.budgets.emulated_runs,
+            Emulator.load(paths.emulator),
+            paths.emulated,
+            n_samples=config.budgets.emulated_runs,
             # the training campaign's seed: each level emulates at the very same parameters
             campaign_seed=stage_seed(config.seed, "campaign", "train"),
-            chunk_size=min(config.budgets.chunk_size, config.budgets.emulated_runs), client=client,
+            chunk_size=min(config.budgets.chunk_size, config.budgets.emulated_runs),
+            client=client,
             attrs={"study": config.name, "role": "emulated", "fidelity_level": level.name},
             progress=progress,
         )
@@ -211,9 +231,14 @@ def infer(
         return (config, store, limit, layout.level(name).posterior, seed)
 
     return _run_levels(
-        "infer", config, layout, client, list(levels),
+        "infer",
+        config,
+        layout,
+        client,
+        list(levels),
         outputs=lambda name: [layout.level(name).posterior],
-        task=_infer_task, arguments=arguments,
+        task=_infer_task,
+        arguments=arguments,
     )
 
 
@@ -236,11 +261,18 @@ def _score_task(config: StudyConfig, layout: StudyLayout, level: FidelityLevel |
         theta_test, x_test, _ = load_pairs(layout.simulations("test"))
         posterior = TrainedPosterior.load(layout.level(name).posterior, simulator.prior)
         scores = score_posterior(
-            posterior, x_obs=x_obs, reference_samples=reference, theta_test=theta_test,
-            x_test=x_test, n_posterior_samples=config.scores.posterior_samples,
-            n_sbc_samples=config.scores.sbc_samples, seed=seed,
+            posterior,
+            x_obs=x_obs,
+            reference_samples=reference,
+            theta_test=theta_test,
+            x_test=x_test,
+            n_posterior_samples=config.scores.posterior_samples,
+            n_sbc_samples=config.scores.sbc_samples,
+            seed=seed,
         )
-        scores.attrs.update(level=name, simplification=np.nan if level is None else level.simplification)
+        scores.attrs.update(
+            level=name, simplification=np.nan if level is None else level.simplification
+        )
         if level is not None:
             emulator = Emulator.load(layout.level(name).emulator)
             scores["emulator_nll"] = ("test_pair", -emulator.log_prob(x_test, theta_test))
@@ -254,7 +286,12 @@ def score(
 ) -> list[StageOutcome]:
     """Score each posterior against the exact posterior and held-out true-simulator pairs."""
     return _run_levels(
-        "score", config, layout, client, list(levels),
+        "score",
+        config,
+        layout,
+        client,
+        list(levels),
         outputs=lambda name: [layout.level(name).scores],
-        task=_score_task, arguments=lambda level: (config, layout, level),
+        task=_score_task,
+        arguments=lambda level: (config, layout, level),
     )

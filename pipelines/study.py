@@ -71,7 +71,9 @@ def _report(config: StudyConfig, layout: StudyLayout) -> StageOutcome:
     return StageOutcome("report", None, True, time.perf_counter() - began)
 
 
-def run_study(config: StudyConfig, *, client: Client | None = None, progress: bool = True) -> StudyRun:
+def run_study(
+    config: StudyConfig, *, client: Client | None = None, progress: bool = True
+) -> StudyRun:
     """Run every stage of a study that is not done yet.
 
     Parameters
@@ -87,7 +89,9 @@ def run_study(config: StudyConfig, *, client: Client | None = None, progress: bo
     run = StudyRun(layout)
     if client is None:
         settings = config.cluster
-        with cluster_client(settings.profile, profiles_file=settings.profiles_file, **settings.overrides) as own:
+        with cluster_client(
+            settings.profile, profiles_file=settings.profiles_file, **settings.overrides
+        ) as own:
             return run_study(config, client=own, progress=progress)
     levels = list(config.ladder)
     logger.info("study %s in %s (dashboard: %s)", config.name, layout.root, client.dashboard_link)
@@ -101,6 +105,10 @@ def run_study(config: StudyConfig, *, client: Client | None = None, progress: bo
     run.seconds = time.perf_counter() - began
     logger.info(
         "study %s: %d stages ran, %d were already done, %.1f s; report: %s",
-        config.name, len(run.recomputed), len(run.outcomes) - len(run.recomputed), run.seconds, run.report,
+        config.name,
+        len(run.recomputed),
+        len(run.outcomes) - len(run.recomputed),
+        run.seconds,
+        run.report,
     )
     return run

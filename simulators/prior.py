@@ -21,7 +21,8 @@ __all__ = ["Parameter", "Prior"]
 class Parameter(BaseModel):
     """One named parameter with an independent prior.
 
-    ``normal`` uses ``loc`` and ``scale`` (standard deviation); ``uniform`` uses ``low`` and ``high``.
+    ``normal`` uses ``loc`` and ``scale`` (a standard deviation);
+    ``uniform`` uses ``low`` and ``high``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -124,7 +125,9 @@ class Prior(BaseModel):
         for j, p in enumerate(self.parameters):
             t = theta[:, j]
             if p.distribution == "normal":
-                total += -0.5 * ((t - p.loc) / p.scale) ** 2 - math.log(p.scale * math.sqrt(2 * math.pi))
+                total += -0.5 * ((t - p.loc) / p.scale) ** 2 - math.log(
+                    p.scale * math.sqrt(2 * math.pi)
+                )
             else:
                 inside = (t >= p.low) & (t <= p.high)
                 total += np.where(inside, -math.log(p.high - p.low), -np.inf)

@@ -20,7 +20,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -102,16 +101,20 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
             if _jsonable(existing.get(key)) != _jsonable(value)
         }
         if mismatched:
-            details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in mismatched.items())
+            details = "; ".join(
+                f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in mismatched.items()
+            )
             raise StoreError(
                 f"{path} holds a different campaign ({details}). Nothing was written. "
                 "Use another store path, or delete this store to recompute it."
             )
         return False
+    import dask.array as da  # only creating a store needs dask (lazy, never-written templates)
+
     n, chunk = identity["n_samples"], identity["chunk_size"]
     n_params, n_outputs = len(param_names), len(output_names)
 
-    def lazy(shape: tuple[int, ...], dtype: Any) -> da.Array:
+    def lazy(shape: tuple[int, ...], dtype: Any) -> Any:
         return da.zeros(shape, dtype=dtype, chunks=(chunk,) + shape[1:])
 
     template = xr.Dataset(
@@ -133,7 +136,9 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
         "flag_values": [int(s) for s in Status],
         "flag_meanings": " ".join(s.name.lower() for s in Status),
     }
-    encoding = {name: {"chunks": (chunk,) + template[name].shape[1:]} for name in template.data_vars}
+    encoding = {
+        name: {"chunks": (chunk,) + template[name].shape[1:]} for name in template.data_vars
+    }
     template.to_zarr(path, mode="w-", compute=False, encoding=encoding, consolidated=False)
     return True
 
@@ -213,7 +218,9 @@ def pending_chunks(path: Path) -> list[tuple[int, int]]:
     ]
 
 
-def load_pairs(path: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def load_pairs(
+    path: Path, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Load the valid ``(theta, x)`` pairs of a finished store into memory.
 
     Parameters

@@ -33,8 +33,15 @@ def _bytes(path):
 
 
 def test_campaign_writes_a_complete_store(tmp_path, client, sim):
-    summary = run_campaign(sim, tmp_path / "a.zarr", n_samples=1000, campaign_seed=4, chunk_size=128,
-                           client=client, progress=False)
+    summary = run_campaign(
+        sim,
+        tmp_path / "a.zarr",
+        n_samples=1000,
+        campaign_seed=4,
+        chunk_size=128,
+        client=client,
+        progress=False,
+    )
     assert summary.chunks_total == 8 and summary.chunks_run == 8 and summary.counts == {"ok": 1000}
     ds = open_store(tmp_path / "a.zarr")
     assert (ds["status"].values == Status.OK).all()
@@ -46,39 +53,85 @@ def test_campaign_writes_a_complete_store(tmp_path, client, sim):
 
 def test_rerun_recomputes_nothing(tmp_path, client, sim):
     path = tmp_path / "a.zarr"
-    run_campaign(sim, path, n_samples=500, campaign_seed=4, chunk_size=100, client=client, progress=False)
+    run_campaign(
+        sim, path, n_samples=500, campaign_seed=4, chunk_size=100, client=client, progress=False
+    )
     before = _bytes(path)
     mtimes = {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
-    again = run_campaign(sim, path, n_samples=500, campaign_seed=4, chunk_size=100, client=client, progress=False)
+    again = run_campaign(
+        sim, path, n_samples=500, campaign_seed=4, chunk_size=100, client=client, progress=False
+    )
     assert again.chunks_run == 0 and again.chunks_skipped == 5
     assert _bytes(path) == before
     assert {p: p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()} == mtimes
 
 
 def test_bytes_do_not_depend_on_chunk_size_or_worker_count(tmp_path, client, sim):
-    run_campaign(sim, tmp_path / "a.zarr", n_samples=600, campaign_seed=9, chunk_size=600, client=client, progress=False)
-    run_campaign(sim, tmp_path / "b.zarr", n_samples=600, campaign_seed=9, chunk_size=37, client=client, progress=False)
+    run_campaign(
+        sim,
+        tmp_path / "a.zarr",
+        n_samples=600,
+        campaign_seed=9,
+        chunk_size=600,
+        client=client,
+        progress=False,
+    )
+    run_campaign(
+        sim,
+        tmp_path / "b.zarr",
+        n_samples=600,
+        campaign_seed=9,
+        chunk_size=37,
+        client=client,
+        progress=False,
+    )
     one_worker = make_client("local", n_workers=1, dashboard_address="127.0.0.1:0")
     try:
-        run_campaign(sim, tmp_path / "c.zarr", n_samples=600, campaign_seed=9, chunk_size=100,
-                     client=one_worker, progress=False)
+        run_campaign(
+            sim,
+            tmp_path / "c.zarr",
+            n_samples=600,
+            campaign_seed=9,
+            chunk_size=100,
+            client=one_worker,
+            progress=False,
+        )
     finally:
         close_client(one_worker)
     a, b, c = _bytes(tmp_path / "a.zarr"), _bytes(tmp_path / "b.zarr"), _bytes(tmp_path / "c.zarr")
     assert a == b == c
-    run_campaign(sim, tmp_path / "d.zarr", n_samples=600, campaign_seed=10, chunk_size=100, client=client, progress=False)
+    run_campaign(
+        sim,
+        tmp_path / "d.zarr",
+        n_samples=600,
+        campaign_seed=10,
+        chunk_size=100,
+        client=client,
+        progress=False,
+    )
     assert _bytes(tmp_path / "d.zarr")["x"] != a["x"]
 
 
 def test_a_different_campaign_on_a_store_is_refused(tmp_path, client, sim):
     path = tmp_path / "a.zarr"
-    run_campaign(sim, path, n_samples=200, campaign_seed=1, chunk_size=100, client=client, progress=False)
+    run_campaign(
+        sim, path, n_samples=200, campaign_seed=1, chunk_size=100, client=client, progress=False
+    )
     before = _bytes(path)
     with pytest.raises(StoreError, match="different campaign"):
-        run_campaign(sim, path, n_samples=200, campaign_seed=2, chunk_size=100, client=client, progress=False)
+        run_campaign(
+            sim, path, n_samples=200, campaign_seed=2, chunk_size=100, client=client, progress=False
+        )
     with pytest.raises(StoreError, match="simulator_settings"):
-        run_campaign(GaussianLinear(dim=3, noise_var=0.2), path, n_samples=200, campaign_seed=1,
-                     chunk_size=100, client=client, progress=False)
+        run_campaign(
+            GaussianLinear(dim=3, noise_var=0.2),
+            path,
+            n_samples=200,
+            campaign_seed=1,
+            chunk_size=100,
+            client=client,
+            progress=False,
+        )
     assert _bytes(path) == before
 
 
@@ -113,8 +166,15 @@ class _Flaky(Simulator):
 
 def test_failures_and_invalid_rows_are_recorded_not_fatal(tmp_path, client):
     with pytest.warns(UserWarning, match="solver diverged"):
-        summary = run_campaign(_Flaky(), tmp_path / "f.zarr", n_samples=200, campaign_seed=3,
-                               chunk_size=1, client=client, progress=False)
+        summary = run_campaign(
+            _Flaky(),
+            tmp_path / "f.zarr",
+            n_samples=200,
+            campaign_seed=3,
+            chunk_size=1,
+            client=client,
+            progress=False,
+        )
     ds = open_store(tmp_path / "f.zarr")
     status, theta = ds["status"].values, ds["theta"].values
     failed, invalid = theta[:, 0] < -0.5, theta[:, 0] > 0.4
@@ -134,6 +194,13 @@ def test_dashboard_answers_while_a_campaign_runs(tmp_path, client, poll_dashboar
     link = client.dashboard_link
     assert link.startswith("http://127.0.0.1:") and link.endswith("/status")
     with poll_dashboard(link) as answers:
-        run_campaign(_Slow(dim=2), tmp_path / "s.zarr", n_samples=100, campaign_seed=1, chunk_size=2,
-                     client=client, progress=False)
+        run_campaign(
+            _Slow(dim=2),
+            tmp_path / "s.zarr",
+            n_samples=100,
+            campaign_seed=1,
+            chunk_size=2,
+            client=client,
+            progress=False,
+        )
     assert len(answers) >= 3 and set(answers) == {200}

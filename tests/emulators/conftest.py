@@ -24,8 +24,13 @@ FULL = FidelityLevel(
     # and misses the conditional sd by up to ~19%; one transform with a 16-unit layer is exact
     # for a linear Gaussian model and stays within ~0.05 in mean and ~10% in sd.
     emulator=EmulatorSpec(
-        transforms=1, hidden_layers=1, hidden_features=16, batch_size=64, learning_rate=3e-3,
-        patience=20, max_epochs=150,
+        transforms=1,
+        hidden_layers=1,
+        hidden_features=16,
+        batch_size=64,
+        learning_rate=3e-3,
+        patience=20,
+        max_epochs=150,
     ),
 )
 """The least simplified level of the tests; trained once per session."""
@@ -82,9 +87,7 @@ def shared_gaussian_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def full_checkpoint(
-    shared_gaussian_store: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def full_checkpoint(shared_gaussian_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``FULL`` level trained on the shared store (seed 0)."""
     out_dir = tmp_path_factory.mktemp("full")
     return train_emulator(shared_gaussian_store, FULL, out_dir, seed=0, progress=False)

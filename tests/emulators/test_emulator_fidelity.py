@@ -23,8 +23,16 @@ def test_unsafe_level_name_is_refused(name: str) -> None:
 
 @pytest.mark.parametrize(
     "field",
-    ["hidden_features", "hidden_layers", "transforms", "train_samples", "max_epochs",
-     "patience", "batch_size", "learning_rate"],
+    [
+        "hidden_features",
+        "hidden_layers",
+        "transforms",
+        "train_samples",
+        "max_epochs",
+        "patience",
+        "batch_size",
+        "learning_rate",
+    ],
 )
 @pytest.mark.parametrize("value", [0, -1])
 def test_non_positive_sizes_are_refused(field: str, value: int) -> None:

@@ -32,14 +32,29 @@ def test_quickstart_is_valid():
     ("mutate", "message"),
     [
         (lambda c: c["budgets"].update(tain=5), r"budgets\.tain: Extra inputs are not permitted"),
-        (lambda c: c["budgets"].update(train=-5), r"budgets\.train: Input should be greater than 0 \(got -5\)"),
-        (lambda c: c["simulator"].update(name="lorenz_97"), r"unknown simulator 'lorenz_97'; known simulators: .*gaussian_linear"),
+        (
+            lambda c: c["budgets"].update(train=-5),
+            r"budgets\.train: Input should be greater than 0 \(got -5\)",
+        ),
+        (
+            lambda c: c["simulator"].update(name="lorenz_97"),
+            r"unknown simulator 'lorenz_97'; known simulators: .*gaussian_linear",
+        ),
         (lambda c: c.update(ladder=[]), r"ladder: .*at least 1 item"),
-        (lambda c: c["ladder"][0].pop("simplification"), r"ladder\.0\.simplification: Field required"),
-        (lambda c: c["ladder"][1]["emulator"].update(train_samples=10**6), r"lower it or raise budgets\.train"),
+        (
+            lambda c: c["ladder"][0].pop("simplification"),
+            r"ladder\.0\.simplification: Field required",
+        ),
+        (
+            lambda c: c["ladder"][1]["emulator"].update(train_samples=10**6),
+            r"lower it or raise budgets\.train",
+        ),
         (lambda c: c["ladder"][1].update(name="full"), r"level names must be unique"),
         (lambda c: c.update(name="my study"), r"name: .*only letters, digits"),
-        (lambda c: c["inference"].update(density_estimator="flowmatching"), r"inference\.density_estimator"),
+        (
+            lambda c: c["inference"].update(density_estimator="flowmatching"),
+            r"inference\.density_estimator",
+        ),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path, mutate, message):
@@ -68,6 +83,8 @@ def test_validate_command(tmp_path):
     ok = runner.invoke(app, ["validate", str(QUICKSTART)])
     assert ok.exit_code == 0, ok.output
     assert "is valid" in ok.output and "crude" in ok.output
-    bad = runner.invoke(app, ["validate", str(_write(tmp_path, lambda c: c["budgets"].update(tain=5)))])
+    bad = runner.invoke(
+        app, ["validate", str(_write(tmp_path, lambda c: c["budgets"].update(tain=5)))]
+    )
     assert bad.exit_code != 0
     assert isinstance(bad.exception, ConfigError)

@@ -15,7 +15,10 @@ from pipelines.study import run_study
 from simulators.errors import StaleOutputError
 
 QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.yaml"
-LOOPBACK_CLUSTER = {"profile": "local", "overrides": {"n_workers": 2, "dashboard_address": "127.0.0.1:0"}}
+LOOPBACK_CLUSTER = {
+    "profile": "local",
+    "overrides": {"n_workers": 2, "dashboard_address": "127.0.0.1:0"},
+}
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +51,11 @@ def test_every_output_of_the_study_folder_exists(study):
     assert layout.level("ceiling").posterior.exists() and layout.level("ceiling").scores.exists()
     assert (layout.report / "index.html").exists() and (layout.report / "scores.csv").exists()
     assert sorted(p.name for p in (layout.report / "figures").glob("*.png")) == [
-        "c2st_mean.png", "emulator_nll_mean.png", "nltp_mean.png", "sbc_min_pvalue.png",
+        "c2st_mean.png",
+        "c2st_vs_emulator_error.png",
+        "emulator_nll_mean.png",
+        "nltp_mean.png",
+        "sbc_min_pvalue.png",
     ]
     assert all(outcome.ran for outcome in run.outcomes)
 
@@ -56,7 +63,9 @@ def test_every_output_of_the_study_folder_exists(study):
 def test_the_science_works(study):
     config, _ = study
     layout = StudyLayout(config.study_dir)
-    c2st = {n: load_scores(layout.level(n).scores)["c2st"].values for n in ("ceiling", "full", "crude")}
+    c2st = {
+        n: load_scores(layout.level(n).scores)["c2st"].values for n in ("ceiling", "full", "crude")
+    }
     assert c2st["ceiling"].shape == (config.budgets.observations,)
     assert c2st["ceiling"].mean() <= 0.6, c2st
     assert c2st["crude"].mean() >= c2st["full"].mean() + 0.1, c2st
@@ -78,7 +87,9 @@ def test_second_run_recomputes_nothing(study):
 def test_the_command_line_run_skips_done_work(study):
     config, _ = study
     before = _snapshot(config.study_dir)
-    result = CliRunner().invoke(app, ["run", str(QUICKSTART), "--quiet", "--output-dir", str(config.output_dir)])
+    result = CliRunner().invoke(
+        app, ["run", str(QUICKSTART), "--quiet", "--output-dir", str(config.output_dir)]
+    )
     # the CLI uses the config's own cluster profile: dashboard on 127.0.0.1:8787 or a free port
     assert result.exit_code == 0, result.output
     assert _snapshot(config.study_dir) == before
@@ -88,7 +99,9 @@ def test_a_changed_config_is_refused_and_nothing_is_overwritten(study):
     config, _ = study
     posterior = StudyLayout(config.study_dir).level("crude").posterior
     before = posterior.read_bytes()
-    changed = _config(config.output_dir, inference={**config.inference.model_dump(), "hidden_features": 20})
+    changed = _config(
+        config.output_dir, inference={**config.inference.model_dump(), "hidden_features": 20}
+    )
     with pytest.raises(StaleOutputError, match="made by a different config"):
         run_study(changed, progress=False)
     assert posterior.read_bytes() == before

@@ -31,6 +31,8 @@ def test_exact_posterior_agrees_with_bayes_rule_by_rejection():
     standard_error = accepted.std() / np.sqrt(len(accepted))
     assert abs(accepted.mean() - mean[0]) < 4 * standard_error
     assert abs(accepted.var() - var) < 0.005
-    assert abs(accepted.mean() - x_o[0]) > 0.15  # the prior pulls it: a likelihood-only answer fails
+    assert (
+        abs(accepted.mean() - x_o[0]) > 0.15
+    )  # the prior pulls it: a likelihood-only answer fails
     exact = sim.sample_posterior(x_o, 50_000, rng)
     assert abs(exact.mean() - mean[0]) < 0.005 and abs(exact.var() - 0.05) < 0.002

@@ -27,7 +27,9 @@ def test_same_seed_same_bytes_whatever_the_batch(simulator):
     theta = simulator.prior.sample(np.random.default_rng(1), 6)
     seeds = np.array([11, 12, 13, 14, 15, 16], dtype=np.uint64)
     whole = simulator.simulate(theta, seeds)
-    one_by_one = np.concatenate([simulator.simulate(theta[i : i + 1], seeds[i : i + 1]) for i in range(6)])
+    one_by_one = np.concatenate(
+        [simulator.simulate(theta[i : i + 1], seeds[i : i + 1]) for i in range(6)]
+    )
     assert whole.tobytes() == one_by_one.tobytes()
     assert not np.array_equal(whole, simulator.simulate(theta, seeds + 100))
 

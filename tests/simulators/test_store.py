@@ -24,8 +24,10 @@ def sim():
 
 def _new(path, sim, n=10, chunk=4, seed=5):
     return create_store(
-        path, store_identity(sim, n_samples=n, chunk_size=chunk, campaign_seed=seed),
-        sim.prior.names, sim.output_names,
+        path,
+        store_identity(sim, n_samples=n, chunk_size=chunk, campaign_seed=seed),
+        sim.prior.names,
+        sim.output_names,
     )
 
 
@@ -33,8 +35,15 @@ def _write(path, sim, start, stop, seed=5):
     idx = np.arange(start, stop)
     theta = sim.prior.sample_from_seeds(sample_seeds(seed, idx, Stream.PRIOR))
     seeds = sample_seeds(seed, idx, Stream.SIMULATION)
-    write_rows(path, start, theta=theta, x=sim.simulate(theta, seeds), seed=seeds,
-               elapsed=np.zeros(len(idx)), status=np.full(len(idx), Status.OK))
+    write_rows(
+        path,
+        start,
+        theta=theta,
+        x=sim.simulate(theta, seeds),
+        seed=seeds,
+        elapsed=np.zeros(len(idx)),
+        status=np.full(len(idx), Status.OK),
+    )
 
 
 def test_schema_on_disk(tmp_path, sim):
@@ -45,7 +54,9 @@ def test_schema_on_disk(tmp_path, sim):
     assert ds["theta"].dims == ("sample", "param") and ds["x"].dims == ("sample", "output")
     assert list(ds["param"].values) == ["theta_0", "theta_1"]
     assert ds["x"].encoding["chunks"] == (4, 2)
-    assert ds.attrs["schema_version"] == SCHEMA_VERSION and ds.attrs["simulator"] == "gaussian_linear"
+    assert (
+        ds.attrs["schema_version"] == SCHEMA_VERSION and ds.attrs["simulator"] == "gaussian_linear"
+    )
     assert (ds["status"].values == Status.PENDING).all()
 
 
@@ -88,10 +99,23 @@ def test_invalid_rows_are_excluded_and_counted(tmp_path, sim):
     path = tmp_path / "s.zarr"
     _new(path, sim, n=4, chunk=4)
     status = np.array([Status.OK, Status.INVALID, Status.OK, Status.FAILED])
-    write_rows(path, 0, theta=np.zeros((4, 2)), x=np.ones((4, 2)), seed=np.arange(4),
-               elapsed=np.zeros(4), status=status)
+    write_rows(
+        path,
+        0,
+        theta=np.zeros((4, 2)),
+        x=np.ones((4, 2)),
+        seed=np.arange(4),
+        elapsed=np.zeros(4),
+        status=status,
+    )
     theta, x, counts = load_pairs(path)
-    assert len(theta) == 2 and counts == {"pending": 0, "ok": 2, "invalid": 1, "failed": 1, "timeout": 0}
+    assert len(theta) == 2 and counts == {
+        "pending": 0,
+        "ok": 2,
+        "invalid": 1,
+        "failed": 1,
+        "timeout": 0,
+    }
 
 
 def test_not_a_store(tmp_path):
