@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,15 +35,25 @@ _DASK_SETTINGS = {
 
 
 def _local_cluster(profile: LocalProfile) -> LocalCluster:
-    with dask.config.set(_DASK_SETTINGS):
-        return LocalCluster(
-            n_workers=profile.n_workers,
-            threads_per_worker=profile.threads_per_worker,
-            memory_limit=profile.memory_limit,
-            host=profile.host,
-            dashboard_address=profile.dashboard_address,
-            processes=True,
-        )
+    # The nanny writes pre-spawn-environ into this process's environment too; restore it so
+    # that e.g. OMP_NUM_THREADS=1 does not leak into the driver and later subprocesses.
+    saved = {key: os.environ.get(key) for key in WORKER_ENVIRONMENT}
+    try:
+        with dask.config.set(_DASK_SETTINGS):
+            return LocalCluster(
+                n_workers=profile.n_workers,
+                threads_per_worker=profile.threads_per_worker,
+                memory_limit=profile.memory_limit,
+                host=profile.host,
+                dashboard_address=profile.dashboard_address,
+                processes=True,
+            )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _slurm_cluster(profile: SlurmProfile):

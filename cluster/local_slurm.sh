@@ -208,7 +208,7 @@ start_munge() {
 
 write_conf() {
     local cpus mem_total mem margin
-    cpus=$(nproc)
+    cpus=$(getconf _NPROCESSORS_ONLN)  # nproc would obey OMP_NUM_THREADS, which Dask sets
     mem_total=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
     margin=$((mem_total / 10 > 512 ? mem_total / 10 : 512))
     mem=$((mem_total - margin > 256 ? mem_total - margin : 256))

@@ -204,3 +204,13 @@ def test_dashboard_answers_while_a_campaign_runs(tmp_path, client, poll_dashboar
             progress=False,
         )
     assert len(answers) >= 3 and set(answers) == {200}
+
+
+def test_worker_environment_does_not_leak_into_the_driver(client):
+    import os
+
+    from cluster import WORKER_ENVIRONMENT
+
+    on_workers = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert set(on_workers.values()) == {WORKER_ENVIRONMENT["MALLOC_TRIM_THRESHOLD_"]}
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") != WORKER_ENVIRONMENT["MALLOC_TRIM_THRESHOLD_"]
