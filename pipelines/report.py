@@ -60,6 +60,14 @@ def scores_table(score_stores: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _png(fig: plt.Figure) -> bytes:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def _figure(table: pd.DataFrame, column: str, label: str) -> bytes:
     levels = table[table["level"] != "ceiling"]
     ceiling = table[table["level"] == "ceiling"]
@@ -86,11 +94,7 @@ def _figure(table: pd.DataFrame, column: str, label: str) -> bytes:
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def _versus_emulator_error(table: pd.DataFrame) -> bytes:
@@ -104,11 +108,7 @@ def _versus_emulator_error(table: pd.DataFrame) -> bytes:
     ax.set_xlabel("measured emulator error: NLL of held-out simulator pairs")
     ax.set_ylabel("posterior C2ST vs exact posterior", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def _embed(png: bytes, label: str) -> str:
