@@ -92,7 +92,13 @@ def test_the_command_line_run_skips_done_work(study):
     )
     # the CLI uses the config's own cluster profile: dashboard on 127.0.0.1:8787 or a free port
     assert result.exit_code == 0, result.output
-    assert _snapshot(config.study_dir) == before
+    after = _snapshot(config.study_dir)
+    resolved = StudyLayout(config.study_dir).config
+    # study.yaml records the cluster settings this run used; no result was touched
+    assert "127.0.0.1:8787" in resolved.read_text()
+    assert {p: t for p, t in after.items() if p != resolved} == {
+        p: t for p, t in before.items() if p != resolved
+    }
 
 
 def test_a_changed_config_is_refused_and_nothing_is_overwritten(study):
