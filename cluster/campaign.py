@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Any
 
 import numpy as np
 from distributed import Client, as_completed
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cluster.progress import progress_bar
 from simulators.base import Simulator
 from simulators.errors import ConfigError, EmustudyError
 from simulators.seeding import Stream, sample_seeds
@@ -131,6 +132,8 @@ def run_campaign(
         extra=attrs,
     )
     create_store(store, identity, simulator.prior.names, simulator.output_names)
+    label = f"{store.parent.name}/{store.name}"
+    run_token = uuid.uuid4().hex[:8]  # task keys of two campaigns on equal labels never collide
     todo = pending_chunks(store)
     n_chunks = -(-n_samples // chunk_size)
     counts: dict[str, int] = {}
@@ -138,7 +141,7 @@ def run_campaign(
     if todo:
         logger.info(
             "%s: %d of %d chunks to simulate with %s (dashboard: %s)",
-            store.name,
+            label,
             len(todo),
             n_chunks,
             simulator.name,
@@ -153,12 +156,12 @@ def run_campaign(
                 start,
                 stop,
                 campaign_seed,
-                key=f"simulate-{store.name}-{start}",
+                key=f"simulate-{label}-{start}-{run_token}",
                 pure=False,
             ): (start, stop)
             for start, stop in todo
         }
-        with _progress_bar(progress, store.name, client.dashboard_link) as bar:
+        with progress_bar(label, "samples", client.dashboard_link, progress) as bar:
             task = bar.add_task("simulate", total=sum(b - a for a, b in todo))
             for future in as_completed(futures):
                 start, stop = futures[future]
@@ -191,23 +194,10 @@ def run_campaign(
     )
     logger.info(
         "%s: %d chunks run, %d already done, %s in %.1f s",
-        store.name,
+        label,
         summary.chunks_run,
         summary.chunks_skipped,
         counts or "nothing new",
         summary.seconds,
     )
     return summary
-
-
-def _progress_bar(enabled: bool, label: str, dashboard: str) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{label}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("samples"),
-        TimeRemainingColumn(),
-        TextColumn(f"dashboard {dashboard}"),
-        disable=not enabled,
-        transient=False,
-    )

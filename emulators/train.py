@@ -122,7 +122,7 @@ def train_emulator(
     module = ConditionalDensityModule(spec.model_dump(mode="json"), data.theta_dim, data.x_dim)
     module.set_normalisation(data.theta_train, data.x_train)
     best = _BestWeights()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_lightning(not progress):
         # Batches are cut in-process by tensor indexing; worker processes would only add cost.
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         # Training is one process on one device; it is never meant to be launched with srun.
@@ -143,8 +143,7 @@ def train_emulator(
             log_every_n_steps=1,  # nothing is logged per step; this only silences a size warning
         )
         began = time.perf_counter()
-        with _quiet_lightning(not progress):
-            trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data)
     seconds = time.perf_counter() - began
     if best.state_dict is None:
         raise EmustudyError(

@@ -6,9 +6,11 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 from pipelines.config import load_config
 from simulators.errors import EmustudyError
@@ -63,7 +65,18 @@ def run(
     overrides = {"output_dir": output_dir} if output_dir else {}
     study = load_config(config, **overrides)
     result = run_study(study, progress=not quiet)
+    console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
+
+
+def _scores_table(csv: Path) -> Table:
+    frame = pd.read_csv(csv)
+    table = Table(title="scores per fidelity level (the ceiling is trained on true-simulator data)")
+    for column in frame.columns:
+        table.add_column(column, justify="left" if column == "level" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    return table
 
 
 def main() -> None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from distributed import Client
+from distributed import Client, as_completed
 
 from cluster.campaign import run_campaign
+from cluster.progress import progress_bar
 from emulators.emulator import Emulator
 from emulators.fidelity import FidelityLevel
 from emulators.train import train_emulator
@@ -128,6 +129,7 @@ def _run_levels(
     outputs: Callable[[str], list[Path]],
     task: Callable[..., object],
     arguments: Callable[[FidelityLevel | None], tuple],
+    progress: bool,
 ) -> list[StageOutcome]:
     """Submit ``task`` for every level whose ``stage`` is not done, in parallel."""
     outcomes, futures = [], {}
@@ -140,10 +142,14 @@ def _run_levels(
         layout.level(name).root.mkdir(parents=True, exist_ok=True)
         future = client.submit(task, *arguments(level), key=f"{stage}-{name}-{key}", pure=False)
         futures[future] = (name, manifest, key)
-    for future, (name, manifest, key) in futures.items():
-        seconds = future.result()
-        manifest.mark_done(stage, key)
-        outcomes.append(StageOutcome(stage, name, True, float(seconds)))
+    with progress_bar(stage, "levels", client.dashboard_link, progress and bool(futures)) as bar:
+        task_id = bar.add_task(stage, total=len(futures))
+        for future in as_completed(futures):
+            name, manifest, key = futures[future]
+            seconds = future.result()
+            manifest.mark_done(stage, key)
+            outcomes.append(StageOutcome(stage, name, True, float(seconds)))
+            bar.update(task_id, advance=1)
     return outcomes
 
 
@@ -158,7 +164,11 @@ def _train_emulator_task(store: Path, level: FidelityLevel, out_dir: Path, seed:
 
 
 def train_emulators(
-    config: StudyConfig, layout: StudyLayout, client: Client, levels: list[FidelityLevel]
+    config: StudyConfig,
+    layout: StudyLayout,
+    client: Client,
+    levels: list[FidelityLevel],
+    progress: bool = False,
 ) -> list[StageOutcome]:
     """Train each level's emulator on the true-simulator training store."""
     return _run_levels(
@@ -175,6 +185,7 @@ def train_emulators(
             layout.level(level.name).root,
             stage_seed(config.seed, "emulator", level.name),
         ),
+        progress=progress,
     )
 
 
@@ -219,7 +230,11 @@ def _infer_task(config: StudyConfig, store: Path, limit: int | None, out: Path, 
 
 
 def infer(
-    config: StudyConfig, layout: StudyLayout, client: Client, levels: list[FidelityLevel | None]
+    config: StudyConfig,
+    layout: StudyLayout,
+    client: Client,
+    levels: list[FidelityLevel | None],
+    progress: bool = False,
 ) -> list[StageOutcome]:
     """Train each level's posterior on its emulated store (the ceiling on true-simulator data)."""
 
@@ -239,6 +254,7 @@ def infer(
         outputs=lambda name: [layout.level(name).posterior],
         task=_infer_task,
         arguments=arguments,
+        progress=progress,
     )
 
 
@@ -282,7 +298,11 @@ def _score_task(config: StudyConfig, layout: StudyLayout, level: FidelityLevel |
 
 
 def score(
-    config: StudyConfig, layout: StudyLayout, client: Client, levels: list[FidelityLevel | None]
+    config: StudyConfig,
+    layout: StudyLayout,
+    client: Client,
+    levels: list[FidelityLevel | None],
+    progress: bool = False,
 ) -> list[StageOutcome]:
     """Score each posterior against the exact posterior and held-out true-simulator pairs."""
     return _run_levels(
@@ -294,4 +314,5 @@ def score(
         outputs=lambda name: [layout.level(name).scores],
         task=_score_task,
         arguments=lambda level: (config, layout, level),
+        progress=progress,
     )

@@ -67,7 +67,6 @@ def _report(config: StudyConfig, layout: StudyLayout) -> StageOutcome:
     table = scores_table(stores)
     write_report(table, layout.report, f"emustudy: {config.name}")
     manifest.mark_done("report", key)
-    logger.info("scores:\n%s", table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return StageOutcome("report", None, True, time.perf_counter() - began)
 
 
@@ -96,10 +95,10 @@ def run_study(
     levels = list(config.ladder)
     logger.info("study %s in %s (dashboard: %s)", config.name, layout.root, client.dashboard_link)
     run.outcomes += stages.simulate(config, layout, client, progress)
-    run.outcomes += stages.train_emulators(config, layout, client, levels)
+    run.outcomes += stages.train_emulators(config, layout, client, levels, progress)
     run.outcomes += stages.emulate(config, layout, client, levels, progress)
-    run.outcomes += stages.infer(config, layout, client, [*levels, None])
-    run.outcomes += stages.score(config, layout, client, [*levels, None])
+    run.outcomes += stages.infer(config, layout, client, [*levels, None], progress)
+    run.outcomes += stages.score(config, layout, client, [*levels, None], progress)
     run.outcomes.append(_report(config, layout))
     write_resolved_config(config, layout)
     run.seconds = time.perf_counter() - began

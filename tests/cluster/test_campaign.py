@@ -214,3 +214,11 @@ def test_worker_environment_does_not_leak_into_the_driver(client):
     on_workers = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert set(on_workers.values()) == {WORKER_ENVIRONMENT["MALLOC_TRIM_THRESHOLD_"]}
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") != WORKER_ENVIRONMENT["MALLOC_TRIM_THRESHOLD_"]
+
+
+def test_progress_bar_shows_samples_and_dashboard(tmp_path, client, sim, capsys):
+    run_campaign(
+        sim, tmp_path / "p.zarr", n_samples=300, campaign_seed=1, chunk_size=100, client=client
+    )
+    shown = capsys.readouterr().out
+    assert "300/300" in shown and "samples" in shown and "127.0.0.1" in shown
