@@ -161,7 +161,7 @@ def run_campaign(
             ): (start, stop)
             for start, stop in todo
         }
-        with progress_bar(label, "samples", client.dashboard_link, progress) as bar:
+        with progress_bar(label, "samples", progress) as bar:
             task = bar.add_task("simulate", total=sum(b - a for a, b in todo))
             for future in as_completed(futures):
                 start, stop = futures[future]

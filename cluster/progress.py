@@ -1,4 +1,7 @@
-"""Progress bars for work that runs on a Dask cluster, with the dashboard URL beside them."""
+"""Progress bars for work that runs on a Dask cluster.
+
+The dashboard URL is logged when a cluster or a campaign starts, not squeezed into the bar.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 __all__ = ["progress_bar"]
 
 
-def progress_bar(label: str, unit: str, dashboard: str, enabled: bool = True) -> Progress:
-    """A rich progress bar ``label ━━━ done/total unit elapsed dashboard URL``.
+def progress_bar(label: str, unit: str, enabled: bool = True) -> Progress:
+    """A rich progress bar ``label ━━━ done/total unit elapsed``.
 
     Use as a context manager; ``enabled=False`` shows nothing.
     """
     return Progress(
         TextColumn(f"[bold]{label}[/bold]"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TextColumn(unit),
         TimeElapsedColumn(),
-        TextColumn(f"[dim]{dashboard}[/dim]"),
         disable=not enabled,
     )

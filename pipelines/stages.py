@@ -142,7 +142,7 @@ def _run_levels(
         layout.level(name).root.mkdir(parents=True, exist_ok=True)
         future = client.submit(task, *arguments(level), key=f"{stage}-{name}-{key}", pure=False)
         futures[future] = (name, manifest, key)
-    with progress_bar(stage, "levels", client.dashboard_link, progress and bool(futures)) as bar:
+    with progress_bar(stage, "levels", progress and bool(futures)) as bar:
         task_id = bar.add_task(stage, total=len(futures))
         for future in as_completed(futures):
             name, manifest, key = futures[future]

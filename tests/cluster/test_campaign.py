@@ -216,9 +216,11 @@ def test_worker_environment_does_not_leak_into_the_driver(client):
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") != WORKER_ENVIRONMENT["MALLOC_TRIM_THRESHOLD_"]
 
 
-def test_progress_bar_shows_samples_and_dashboard(tmp_path, client, sim, capsys):
-    run_campaign(
-        sim, tmp_path / "p.zarr", n_samples=300, campaign_seed=1, chunk_size=100, client=client
-    )
+def test_progress_bar_and_dashboard_url_are_shown(tmp_path, client, sim, capsys, caplog):
+    with caplog.at_level("INFO", logger="emustudy.cluster"):
+        run_campaign(
+            sim, tmp_path / "p.zarr", n_samples=300, campaign_seed=1, chunk_size=100, client=client
+        )
     shown = capsys.readouterr().out
-    assert "300/300" in shown and "samples" in shown and "127.0.0.1" in shown
+    assert "p.zarr" in shown and "300/300 samples" in shown
+    assert client.dashboard_link in caplog.text
