@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from emulators.fidelity import FidelityLevel
 from inference.settings import NPESettings
+from simulators.base import ExactPosterior
 from simulators.errors import ConfigError
 from simulators.registry import available_simulators, make_simulator
 
@@ -122,9 +123,16 @@ class StudyConfig(_Frozen):
                     f"budgets.train is {self.budgets.train}; lower it or raise budgets.train"
                 )
         try:
-            make_simulator(self.simulator.name, **self.simulator.settings)
+            simulator = make_simulator(self.simulator.name, **self.simulator.settings)
         except ConfigError as err:
             raise ValueError(str(err)) from err
+        if not isinstance(simulator, ExactPosterior):
+            raise ValueError(
+                f"simulator {self.simulator.name!r} has no exact posterior; this version scores "
+                "posteriors against exact posteriors only (reference posteriors trained on "
+                "true-simulator data are planned), so pick a simulator with one, e.g. "
+                "gaussian_linear"
+            )
         return self
 
     @property

@@ -62,6 +62,24 @@ def test_bad_configs_name_the_field(tmp_path, mutate, message):
         load_config(_write(tmp_path, mutate))
 
 
+def test_a_simulator_without_exact_posterior_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    import simulators.registry
+    from simulators import GaussianLinear, Simulator
+
+    class NoExactPosterior(Simulator):
+        name = "no_exact"
+        prior, output_names = GaussianLinear(dim=2).prior, ("a", "b")
+        settings = {}
+
+        def simulate(self, theta, seeds):
+            return theta
+
+    monkeypatch.setitem(simulators.registry._BUILTINS, "no_exact", NoExactPosterior)
+    path = _write(tmp_path, lambda c: c.update(simulator={"name": "no_exact"}))
+    with pytest.raises(ConfigError, match="'no_exact' has no exact posterior"):
+        load_config(path)
+
+
 def test_python_tags_are_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"
