@@ -71,11 +71,18 @@ def run(
 
 def _scores_table(csv: Path) -> Table:
     frame = pd.read_csv(csv)
-    table = Table(title="scores per fidelity level (the ceiling is trained on true-simulator data)")
-    for column in frame.columns:
-        table.add_column(column, justify="left" if column == "level" else "right")
+    table = Table(title="scores per level (ceiling: posterior trained on the true simulator)")
+    for header in ("level", "simpl.", "C2ST (range)", "NLTP", "SBC min p", "emulator NLL"):
+        table.add_column(header, justify="left" if header == "level" else "right")
     for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(
+            row.level,
+            "-" if pd.isna(row.simplification) else f"{row.simplification:g}",
+            f"{row.c2st_mean:.3f} ({row.c2st_min:.2f}-{row.c2st_max:.2f})",
+            f"{row.nltp_mean:.3f}",
+            f"{row.sbc_min_pvalue:.3f}",
+            "-" if pd.isna(row.emulator_nll_mean) else f"{row.emulator_nll_mean:.3f}",
+        )
     return table
 
 
