@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["EmulatorSpec", "FidelityLevel"]
+__all__ = ["EmulatorSpec", "FidelityLevel", "check_folder_name"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -85,16 +85,22 @@ class FidelityLevel(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
-        if not _SAFE_NAME.fullmatch(name):
-            raise ValueError(
-                f"a fidelity level name is used as a folder name and may hold only letters, "
-                f"digits, '-' and '_', got {name!r}; rename the level, e.g. "
-                f"{_suggest(name)!r}"
-            )
+        return check_folder_name(name, "fidelity level")
+
+
+def check_folder_name(name: str, what: str) -> str:
+    """Return ``name`` if it is safe as a folder name, else raise naming a safe alternative.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` holds anything but letters, digits, '-' and '_' (pydantic reports it with
+        the field's path).
+    """
+    if _SAFE_NAME.fullmatch(name):
         return name
-
-
-def _suggest(name: str) -> str:
-    """A safe name close to ``name`` (for error messages)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", name.strip()).strip("_")
-    return cleaned or "level_1"
+    suggestion = re.sub(r"[^A-Za-z0-9_-]+", "_", name.strip()).strip("_") or f"{what}_1"
+    raise ValueError(
+        f"a {what} name is used as a folder name and may hold only letters, digits, '-' and "
+        f"'_', got {name!r}; rename it, e.g. {suggestion.replace(' ', '_')!r}"
+    )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from emulators.fidelity import FidelityLevel
+from emulators.fidelity import FidelityLevel, check_folder_name
 from inference.settings import NPESettings
 from simulators.base import ExactPosterior
 from simulators.errors import ConfigError
@@ -26,8 +25,6 @@ __all__ = [
     "load_config",
     "digest",
 ]
-
-_FOLDER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class _Frozen(BaseModel):
@@ -99,11 +96,7 @@ class StudyConfig(_Frozen):
     @field_validator("name")
     @classmethod
     def _folder_safe(cls, name: str) -> str:
-        if not _FOLDER_NAME.match(name):
-            raise ValueError(
-                f"{name!r} must use only letters, digits, '-' and '_' (it names a folder)"
-            )
-        return name
+        return check_folder_name(name, "study")
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyConfig:
