@@ -52,9 +52,21 @@ def _plugins() -> dict[str, Callable[..., Simulator]]:
 
 
 def _all() -> dict[str, Callable[..., Simulator]]:
-    import simulators.gaussian_linear  # noqa: F401  (registers the built-ins)
+    import simulators.external  # noqa: F401  (registers the built-ins)
+    import simulators.gaussian_linear  # noqa: F401
+    import simulators.hodgkin_huxley  # noqa: F401
+    import simulators.lorenz96  # noqa: F401
+    import simulators.lorenz96_reduced  # noqa: F401
 
-    return {**_plugins(), **_BUILTINS}
+    plugins = _plugins()
+    for name in sorted(set(plugins) & set(_BUILTINS)):
+        warnings.warn(
+            f"simulator plugin {name!r} is ignored: a built-in simulator has that name; "
+            f"register the plugin under another name",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return {**plugins, **_BUILTINS}
 
 
 def available_simulators() -> list[str]:
