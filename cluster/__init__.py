@@ -2,12 +2,16 @@
 
 from cluster.campaign import CampaignSummary, run_campaign, simulate_chunk
 from cluster.client import WORKER_ENVIRONMENT, close_client, cluster_client, make_client
+from cluster.lock import StoreLock
 from cluster.profiles import LocalProfile, SlurmProfile, load_profile
+from cluster.settings import CampaignSettings
 
 __all__ = [
+    "CampaignSettings",
     "CampaignSummary",
     "LocalProfile",
     "SlurmProfile",
+    "StoreLock",
     "WORKER_ENVIRONMENT",
     "close_client",
     "cluster_client",

@@ -2,7 +2,10 @@
 
 Sample i's parameters and noise come from seeds derived from (campaign seed, i), so a store's
 bytes do not depend on the number of workers, the chunk size or the order tasks ran in. One task
-computes and writes one whole chunk; a rerun only submits chunks that still hold pending rows.
+computes and writes one whole chunk (see :mod:`cluster.execute` for retries and timeouts); a rerun
+only submits chunks that still hold pending rows, so a campaign killed at any moment resumes
+where it stopped. One campaign at a time writes a store (:mod:`cluster.lock`). A chunk whose
+workers die (retired at their lifetime, preempted) is resubmitted; its writes are idempotent.
 """
 
 from __future__ import annotations
@@ -11,27 +14,39 @@ import logging
 import time
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from distributed import Client, as_completed
+from distributed import Client, Future, as_completed
+from distributed.scheduler import KilledWorker
+from rich.console import Console
 
-from cluster.progress import progress_bar
+from cluster.execute import ChunkResult, close_worker_children, simulate_chunk
+from cluster.lock import StoreLock
+from cluster.progress import campaign_bar
+from cluster.settings import CampaignSettings
 from simulators.base import Simulator
 from simulators.errors import ConfigError, EmustudyError
-from simulators.seeding import Stream, sample_seeds
-from simulators.store import Status, create_store, pending_chunks, store_identity, write_rows
+from simulators.store import create_store, pending_chunks, store_identity
 
 __all__ = ["CampaignSummary", "ChunkResult", "run_campaign", "simulate_chunk"]
 
 logger = logging.getLogger("emustudy.cluster")
 
+# Dask gives up on a task after 3 workers died running it (distributed.scheduler.allowed-failures);
+# a campaign resubmits such a chunk this many more times before it stops.
+WORKER_LOSSES_PER_CHUNK = 3
+
 
 @dataclass(frozen=True)
 class CampaignSummary:
-    """What a call of :func:`run_campaign` did."""
+    """What a call of :func:`run_campaign` did.
+
+    ``counts`` holds the rows per status name this call wrote, ``retried`` the rows that took
+    more than one run, ``errors`` the first error text per status name (lowest sample index
+    of the first chunk that had one).
+    """
 
     store: Path
     n_samples: int
@@ -39,48 +54,25 @@ class CampaignSummary:
     chunks_run: int
     counts: dict[str, int]
     seconds: float
+    retried: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def chunks_skipped(self) -> int:
         """Chunks that were already done before this call."""
         return self.chunks_total - self.chunks_run
 
-
-@dataclass(frozen=True)
-class ChunkResult:
-    """Rows per status name written by one chunk, and the simulator's error if it failed."""
-
-    counts: dict[str, int]
-    error: str | None = None
-
-
-def simulate_chunk(
-    simulator: Simulator, store: Path, start: int, stop: int, campaign_seed: int
-) -> ChunkResult:
-    """Simulate rows ``start:stop`` of a campaign and write them into the store (a Dask task)."""
-    indices = np.arange(start, stop)
-    theta = simulator.prior.sample_from_seeds(sample_seeds(campaign_seed, indices, Stream.PRIOR))
-    seeds = sample_seeds(campaign_seed, indices, Stream.SIMULATION)
-    n_outputs = len(simulator.output_names)
-    began, error = time.perf_counter(), None
-    try:
-        x = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
-    except Exception as err:  # recorded, not raised: one bad chunk must not end a campaign
-        error = f"samples {start}:{stop}: {err!r}"
-        x = np.full((len(indices), n_outputs), np.nan)
-        status = np.full(len(indices), Status.FAILED, dtype=np.int8)
-    else:
-        if x.shape != (len(indices), n_outputs):
-            error = f"samples {start}:{stop}: shape {x.shape}, expected {(len(indices), n_outputs)}"
-            x = np.full((len(indices), n_outputs), np.nan)
-            status = np.full(len(indices), Status.INVALID, dtype=np.int8)
-        else:
-            finite = np.isfinite(x).all(axis=1)
-            status = np.where(finite, Status.OK, Status.INVALID).astype(np.int8)
-    elapsed = np.full(len(indices), (time.perf_counter() - began) / len(indices))
-    write_rows(store, start, theta=theta, x=x, seed=seeds, elapsed=elapsed, status=status)
-    counts = {s.name.lower(): int((status == s).sum()) for s in Status if (status == s).any()}
-    return ChunkResult(counts, error)
+    def __str__(self) -> str:
+        done = sum(self.counts.values())
+        rate = done / self.seconds if self.seconds > 0 else 0.0
+        counts = ", ".join(f"{n} {name}" for name, n in sorted(self.counts.items())) or "none"
+        text = (
+            f"{self.store.name}: {done} samples simulated ({counts}) in {self.seconds:.1f} s "
+            f"({rate:,.1f}/s); {self.chunks_run} chunks run, {self.chunks_skipped} already done"
+        )
+        if self.retried:
+            text += f"; {self.retried} samples needed more than one run"
+        return text + "".join(f"; first {name}: {error}" for name, error in self.errors.items())
 
 
 def run_campaign(
@@ -93,6 +85,7 @@ def run_campaign(
     client: Client,
     attrs: dict[str, Any] | None = None,
     progress: bool = True,
+    settings: CampaignSettings | None = None,
 ) -> CampaignSummary:
     """Simulate ``n_samples`` prior draws into ``store``, skipping chunks that are done.
 
@@ -108,20 +101,23 @@ def run_campaign(
     attrs : dict, optional
         Extra provenance stored with the campaign (e.g. the fidelity level).
     progress : bool
-        Show a progress bar with the dashboard URL.
+        Print the dashboard URL, a progress bar and a summary line.
+    settings : CampaignSettings, optional
+        Retries, timeouts and batching; the defaults when None.
 
     Raises
     ------
     ConfigError
         For non-positive sizes or a negative seed.
     StoreError
-        If ``store`` holds another campaign.
+        If ``store`` holds another campaign, or another campaign is writing it.
     """
     if n_samples <= 0 or chunk_size <= 0 or campaign_seed < 0:
         raise ConfigError(
             f"a campaign needs n_samples > 0, chunk_size > 0 and campaign_seed >= 0, got "
             f"n_samples={n_samples}, chunk_size={chunk_size}, campaign_seed={campaign_seed}"
         )
+    settings = settings or CampaignSettings()
     store = Path(store)
     began = time.perf_counter()
     identity = store_identity(
@@ -129,75 +125,140 @@ def run_campaign(
         n_samples=n_samples,
         chunk_size=chunk_size,
         campaign_seed=campaign_seed,
-        extra=attrs,
+        extra={**(attrs or {}), "campaign": settings.identity()},
     )
-    create_store(store, identity, simulator.prior.names, simulator.output_names)
-    label = f"{store.parent.name}/{store.name}"
-    run_token = uuid.uuid4().hex[:8]  # task keys of two campaigns on equal labels never collide
-    todo = pending_chunks(store)
-    n_chunks = -(-n_samples // chunk_size)
-    counts: dict[str, int] = {}
-    errors: list[str] = []
-    if todo:
-        logger.info(
-            "%s: %d of %d chunks to simulate with %s (dashboard: %s)",
-            label,
-            len(todo),
-            n_chunks,
-            simulator.name,
-            client.dashboard_link,
-        )
-        remote_simulator = client.scatter(simulator, broadcast=True, hash=False)
-        futures = {
-            client.submit(
-                simulate_chunk,
-                remote_simulator,
-                store,
-                start,
-                stop,
-                campaign_seed,
-                key=f"simulate-{label}-{start}-{run_token}",
-                pure=False,
-            ): (start, stop)
-            for start, stop in todo
-        }
-        with progress_bar(label, "samples", progress) as bar:
-            task = bar.add_task("simulate", total=sum(b - a for a, b in todo))
-            for future in as_completed(futures):
-                start, stop = futures[future]
-                try:
-                    result = future.result()
-                except Exception as err:
-                    for other in futures:
-                        other.cancel()
-                    raise EmustudyError(
-                        f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks "
-                        "written so far are kept and a rerun resumes from them"
-                    ) from err
-                for name, count in result.counts.items():
-                    counts[name] = counts.get(name, 0) + count
-                errors += [result.error] if result.error else []
-                bar.update(task, advance=stop - start)
-    if errors:
-        warnings.warn(
-            f"{simulator.name}: {len(errors)} chunks of {store} did not simulate cleanly (their "
-            f"rows are marked failed or invalid and left out of training); first: {errors[0]}",
-            stacklevel=2,
-        )
+    console = Console(stderr=False, quiet=not progress)
+    with StoreLock(store):
+        create_store(store, identity, simulator.prior.names, simulator.output_names)
+        todo = pending_chunks(store)
+        try:
+            totals = _run_chunks(simulator, store, todo, campaign_seed, settings, client, console)
+        finally:
+            if settings.timeout_s and todo:
+                _close_children(client)
+        if not pending_chunks(store):
+            for leftover in store.rglob("*.partial"):  # temp files of writers killed mid-write
+                leftover.unlink(missing_ok=True)
+    counts, errors, retried = totals
+    bad = {name: n for name, n in sorted(counts.items()) if name != "ok"}
     summary = CampaignSummary(
         store=store,
         n_samples=n_samples,
-        chunks_total=n_chunks,
+        chunks_total=-(-n_samples // chunk_size),
         chunks_run=len(todo),
         counts=counts,
         seconds=time.perf_counter() - began,
+        retried=retried,
+        errors=errors,
     )
-    logger.info(
-        "%s: %d chunks run, %d already done, %s in %.1f s",
-        label,
-        summary.chunks_run,
-        summary.chunks_skipped,
-        counts or "nothing new",
-        summary.seconds,
-    )
+    if bad:
+        examples = "; ".join(f"first {name}: {error}" for name, error in errors.items())
+        warnings.warn(
+            f"{simulator.name}: {sum(bad.values())} samples of {store} did not simulate cleanly "
+            f"({', '.join(f'{n} {name}' for name, n in bad.items())}); their rows are marked in "
+            f"the store's ledger (status, error, attempts) and left out of training. {examples}",
+            stacklevel=2,
+        )
+    logger.info("%s", summary)
+    console.print(f"[bold]done[/bold] {summary}", highlight=False)
     return summary
+
+
+def _cancel(futures: dict[Future, Any]) -> None:
+    for future in futures:
+        future.cancel()
+
+
+def _close_children(client: Client) -> None:
+    try:
+        client.run(close_worker_children)
+    except Exception as err:  # a worker that is gone took its children with it
+        logger.warning("could not stop the simulators' child processes on every worker: %r", err)
+
+
+def _itself(obj: Any) -> Any:
+    return obj
+
+
+def _run_chunks(
+    simulator: Simulator,
+    store: Path,
+    todo: list[tuple[int, int]],
+    campaign_seed: int,
+    settings: CampaignSettings,
+    client: Client,
+    console: Console,
+) -> tuple[dict[str, int], dict[str, str], int]:
+    counts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    retried = 0
+    if not todo:
+        return counts, errors, retried
+    label = f"{store.parent.name}/{store.name}"
+    logger.info(
+        "%s: %d chunks to simulate with %s (dashboard: %s)",
+        label,
+        len(todo),
+        simulator.name,
+        client.dashboard_link,
+    )
+    console.print(f"{label}: {len(todo)} chunks to simulate; dashboard: {client.dashboard_link}")
+    run_token = uuid.uuid4().hex[:8]  # task keys of two campaigns on equal labels never collide
+    # a task's result, not scattered data: when workers retire (lifetime) or die, the scheduler
+    # recomputes it on the new ones instead of losing it
+    remote_simulator = client.submit(
+        _itself, simulator, key=f"simulator-{label}-{run_token}", pure=False
+    )
+
+    def submit(start: int, stop: int, round_: int) -> Future:
+        return client.submit(
+            simulate_chunk,
+            remote_simulator,
+            store,
+            start,
+            stop,
+            campaign_seed,
+            settings,
+            key=f"simulate-{label}-{start}-{run_token}-{round_}",
+            pure=False,
+        )
+
+    futures = {submit(start, stop, 0): (start, stop, 0) for start, stop in todo}
+    with campaign_bar(store.name, enabled=not console.quiet) as bar:
+        task = bar.add_task("simulate", total=sum(b - a for a, b in todo), failed=0)
+        pending = as_completed(futures)
+        for future in pending:
+            start, stop, round_ = futures.pop(future)
+            try:
+                result = future.result()
+            except KilledWorker as err:
+                if round_ < WORKER_LOSSES_PER_CHUNK:
+                    # workers retiring at their lifetime or preempted count as "died while
+                    # running it"; the chunk rewrites the very same bytes, so run it again
+                    logger.warning("%s: resubmitting samples %d:%d (%s)", label, start, stop, err)
+                    again = submit(start, stop, round_ + 1)
+                    futures[again] = (start, stop, round_ + 1)
+                    pending.add(again)
+                    continue
+                _cancel(futures)
+                raise EmustudyError(
+                    f"the workers running samples {start}:{stop} of {store} died again and again "
+                    f"({round_ + 1} submissions, each given up by Dask after its allowed "
+                    "failures): the simulator may crash its process (set `timeout_s` in the "
+                    "campaign settings to run it in a child process that may crash) or exceed "
+                    "the workers' memory; chunks written so far are kept and a rerun resumes"
+                ) from err
+            except Exception as err:
+                _cancel(futures)
+                raise EmustudyError(
+                    f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks "
+                    "written so far are kept and a rerun resumes from them"
+                ) from err
+            for name, count in result.counts.items():
+                counts[name] = counts.get(name, 0) + count
+            for name, error in result.errors.items():
+                errors.setdefault(name, error)
+            retried += result.retried
+            failed = sum(n for name, n in counts.items() if name != "ok")
+            bar.update(task, advance=stop - start, failed=failed)
+    return counts, errors, retried

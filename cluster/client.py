@@ -47,6 +47,7 @@ def _local_cluster(profile: LocalProfile) -> LocalCluster:
                 host=profile.host,
                 dashboard_address=profile.dashboard_address,
                 processes=True,
+                security=profile.security or None,
             )
     finally:
         for key, value in saved.items():
@@ -77,8 +78,15 @@ def _slurm_cluster(profile: SlurmProfile):
         job_extra_directives=list(profile.job_extra_directives),
         log_directory=profile.log_directory,
         scheduler_options=scheduler_options,
+        # workers retire before SLURM's walltime kills them; without --lifetime-restart the
+        # job ends and the cluster submits a fresh one (a restart would stay in the old job)
+        worker_extra_args=profile.worker_lifetime_args(),
+        security=profile.security or None,
     )
-    cluster.scale(jobs=profile.jobs)
+    if profile.adaptive:
+        cluster.adapt(minimum_jobs=profile.minimum_jobs or 0, maximum_jobs=profile.maximum_jobs)
+    else:
+        cluster.scale(jobs=profile.jobs)
     return cluster
 
 
@@ -109,6 +117,16 @@ def make_client(
     cluster = _local_cluster(profile) if profile.kind == "local" else _slurm_cluster(profile)
     client = Client(cluster)
     logger.info("Dask %s cluster started; dashboard: %s", profile.kind, client.dashboard_link)
+    if profile.kind == "slurm":
+        logger.info(
+            "SLURM workers retire after %s (stagger %s) within the walltime %s; %s",
+            f"{profile.lifetime_seconds:g} s",
+            f"{profile.stagger_seconds:g} s",
+            profile.walltime,
+            f"adaptive {profile.minimum_jobs or 0}..{profile.maximum_jobs} jobs"
+            if profile.adaptive
+            else f"{profile.jobs} jobs",
+        )
     return client
 
 

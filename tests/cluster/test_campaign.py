@@ -223,4 +223,7 @@ def test_progress_bar_and_dashboard_url_are_shown(tmp_path, client, sim, capsys,
         )
     shown = capsys.readouterr().out
     assert "p.zarr" in shown and "300/300 samples" in shown
+    assert "0 not ok" in shown and "/s" in shown  # failed count and rate on the bar
+    assert "done p.zarr: 300 samples simulated (300 ok)" in shown  # the summary at the end
+    assert f"dashboard: {client.dashboard_link}" in shown.replace("\n", "")
     assert client.dashboard_link in caplog.text

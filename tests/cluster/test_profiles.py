@@ -28,9 +28,41 @@ def test_overrides_apply_and_are_validated():
 
 
 def test_unknown_profile_lists_the_known_ones(tmp_path):
-    with pytest.raises(ConfigError, match="known profiles: local, slurm-local, slurm"):
+    with pytest.raises(ConfigError, match="known profiles: local, slurm-local, slurm, slurm-gpu"):
         load_profile("pbs")
     own = tmp_path / "mine.yaml"
     own.write_text("gpu:\n  kind: slurm\n  queue: gpu\n  job_extra_directives: ['--gres=gpu:1']\n")
     profile = load_profile("gpu", own)
     assert profile.queue == "gpu" and profile.job_extra_directives == ("--gres=gpu:1",)
+
+
+def test_slurm_workers_retire_before_the_walltime():
+    profile = load_profile("slurm-local", walltime="01:00:00", lifetime_margin="5m")
+    assert profile.lifetime_seconds == 3300 and profile.stagger_seconds == 150
+    assert profile.worker_lifetime_args() == ["--lifetime", "3300s", "--lifetime-stagger", "150s"]
+    short = load_profile("slurm-local", walltime="00:02:00", lifetime="20s", lifetime_stagger="2s")
+    assert short.worker_lifetime_args() == ["--lifetime", "20s", "--lifetime-stagger", "2s"]
+    assert load_profile("slurm", walltime="1-00:00:00").lifetime_seconds == 86400 - 600
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"walltime": "soon"}, "walltime 'soon' is not a SLURM time limit; write e.g."),
+        ({"walltime": "00:04:00"}, "must be positive and end before the walltime '00:04:00'"),
+        ({"lifetime": "30m"}, "end before the walltime '00:30:00'"),
+        ({"lifetime": "ten minutes"}, "not a duration: 'ten minutes'"),
+        ({"minimum_jobs": 3, "maximum_jobs": 2}, "minimum_jobs=3 exceeds maximum_jobs=2"),
+    ],
+)
+def test_bad_lifetime_and_scaling_settings_name_the_fix(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_profile("slurm-local", **overrides)
+
+
+def test_shipped_real_cluster_profiles_scale_adaptively_with_tls():
+    for name in ("slurm", "slurm-gpu"):
+        profile = load_profile(name)
+        assert profile.adaptive and profile.security and profile.maximum_jobs >= 1
+    assert load_profile("slurm-gpu").job_extra_directives == ("--gres=gpu:1",)
+    assert not load_profile("slurm-local").adaptive and not load_profile("local").security

@@ -1,0 +1,212 @@
+"""Run a simulator in a child process that can be killed at a timeout.
+
+Dask's nanny workers are daemonic processes, which ``multiprocessing`` forbids to have children,
+so the child is a plain ``subprocess`` running this file (importing the whole
+``cluster`` package would cost it a second). The parent sends
+the cloudpickled simulator once, then one ``(theta, seeds)`` request per call, each as a
+length-prefixed pickle over the child's stdin; answers come back over its stdout. A call that
+outlives its timeout gets the child SIGKILLed, whatever it was doing (a C loop holding the GIL
+included), and the next call starts a fresh child.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import cloudpickle
+import numpy as np
+
+if TYPE_CHECKING:  # the child runs this file as a script and imports only what it unpickles
+    from simulators.base import Simulator
+
+__all__ = ["CallOutcome", "IsolatedSimulator", "call_in_process", "main"]
+
+_HEADER = struct.Struct("<Q")
+_STARTUP_TIMEOUT_S = 120.0  # importing torch in a busy child can take a while; not the sim's time
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """The result of one simulator call: ``x`` or an error text, and whether it timed out."""
+
+    x: np.ndarray | None
+    error: str | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def call_in_process(simulator: Simulator, theta: np.ndarray, seeds: np.ndarray) -> CallOutcome:
+    """Call the simulator here, turning an exception into an error text.
+
+    Parameters
+    ----------
+    theta : (rows, n_params)
+    seeds : (rows,)
+    """
+    began = time.perf_counter()
+    try:
+        x = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
+    except Exception as err:  # recorded in the ledger, not raised
+        return CallOutcome(None, _describe(err), seconds=time.perf_counter() - began)
+    return CallOutcome(x, seconds=time.perf_counter() - began)
+
+
+def _send(stream: BinaryIO, obj: Any) -> None:
+    payload = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exactly(fd: int, n: int, deadline: float) -> bytes | None:
+    """``n`` bytes from ``fd``, or None at the deadline; EOFError if the child is gone."""
+    chunks, left = [], n
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while left:
+            wait = None if deadline == float("inf") else deadline - time.monotonic()
+            if (wait is not None and wait <= 0) or not selector.select(wait):
+                return None
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            left -= len(chunk)
+    return b"".join(chunks)
+
+
+class IsolatedSimulator:
+    """A simulator behind a killable child process; use as a context manager.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        Sent to the child once per child start.
+    """
+
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+        self._child: subprocess.Popen | None = None
+
+    def __enter__(self) -> IsolatedSimulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self._child = subprocess.Popen(
+            [sys.executable, __file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        try:
+            _send(self._child.stdin, self.simulator)
+            ready = self._receive(time.monotonic() + _STARTUP_TIMEOUT_S)
+        except (EOFError, BrokenPipeError):
+            ready = "no answer: it exited (see the worker's log for its traceback)"
+        if ready != ("ready", None):
+            self.close()
+            raise RuntimeError(f"the simulator's child process did not start: {ready!r}")
+
+    def _receive(self, deadline: float) -> Any:
+        fd = self._child.stdout.fileno()
+        header = _read_exactly(fd, _HEADER.size, deadline)
+        if header is None:
+            return None
+        body = _read_exactly(fd, _HEADER.unpack(header)[0], float("inf"))
+        return pickle.loads(body)
+
+    def call(self, theta: np.ndarray, seeds: np.ndarray, timeout_s: float) -> CallOutcome:
+        """Simulate in the child; kill it if the call takes longer than ``timeout_s``.
+
+        Parameters
+        ----------
+        theta : (rows, n_params)
+        seeds : (rows,)
+        """
+        if self._child is not None and self._child.poll() is not None:
+            self.close()  # it died between calls (e.g. with the thread that started it)
+        if self._child is None:
+            self._start()
+        began = time.perf_counter()
+        try:
+            _send(self._child.stdin, (theta, seeds))
+            answer = self._receive(time.monotonic() + timeout_s)
+        except (EOFError, BrokenPipeError):
+            code = self._child.wait()
+            self._child = None
+            return CallOutcome(
+                None,
+                f"the simulator's process died (exit code {code})",
+                seconds=time.perf_counter() - began,
+            )
+        seconds = time.perf_counter() - began
+        if answer is None:
+            self.close()
+            return CallOutcome(None, f"timed out after {timeout_s:g} s", True, seconds)
+        kind, value = answer
+        if kind == "ok":
+            return CallOutcome(value, seconds=seconds)
+        return CallOutcome(None, value, seconds=seconds)
+
+    def close(self) -> None:
+        """Kill the child, if any, and reap it."""
+        if self._child is not None:
+            self._child.kill()
+            self._child.wait()
+            for stream in (self._child.stdin, self._child.stdout):
+                stream.close()
+            self._child = None
+
+
+def _die_with_parent() -> None:
+    # A hung child whose worker died would otherwise spin forever as an orphan (Linux only).
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+def main() -> None:
+    """The child's loop: receive the simulator, then answer ``(theta, seeds)`` requests."""
+    _die_with_parent()
+    source = sys.stdin.buffer
+    # answers go to a private copy of fd 1; whatever the simulator prints (Python or C code)
+    # goes to stderr and cannot corrupt them
+    sink = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def receive() -> Any:
+        header = source.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            raise SystemExit(0)  # the parent closed the pipe
+        return pickle.loads(source.read(_HEADER.unpack(header)[0]))
+
+    simulator = receive()
+    _send(sink, ("ready", None))
+    while True:
+        theta, seeds = receive()
+        outcome = call_in_process(simulator, theta, seeds)
+        _send(sink, ("ok", outcome.x) if outcome.error is None else ("error", outcome.error))
+
+
+if __name__ == "__main__":
+    main()
