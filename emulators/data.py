@@ -1,43 +1,73 @@
-"""Training data for an emulator: the valid ``(theta, x)`` pairs of a simulation store.
+"""Training data for an emulator: the valid ``(theta, x)`` pairs of a store, streamed by chunks.
 
-The pairs fit in memory, so batches are cut by indexing whole tensors rather than collating
-rows one by one: a DataLoader over a ``TensorDataset`` at batch size 256 was measured about twice
-as slow as slicing. The loaders therefore hand a list of indices to a dataset that returns the
-whole batch at once.
+Memory stays bounded by ``buffer_rows`` whatever the size of the store. Setup reads the status
+column whole (one byte per row) and keeps one 8-byte index per valid row; everything else is read
+one store chunk at a time:
+
+* the z-scoring statistics come from one streaming pass over the training rows (Chan's parallel
+  merge of per-chunk means and sums of squares, in float64);
+* each training epoch (each pass over the training loader, counted by the module and saved in
+  Lightning checkpoints) visits the chunks in an order shuffled by ``(seed, epoch)``, fills a buffer
+  of at most ``buffer_rows`` rows, shuffles the rows inside it and cuts batches by slicing
+  (a DataLoader collating rows one by one was measured about twice as slow);
+* a row is held out for validation by a seeded hash of its store index (the ``n_val`` smallest
+  hashes), so the split does not depend on chunking or on the order rows are read.
+
+When all rows (training and validation) fit in the buffer they are read once and kept as
+tensors (attributes ``theta_train`` and so on), and epochs only permute them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning
 import numpy as np
 import torch
+import zarr
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, IterableDataset
 
 from emulators.fidelity import EmulatorSpec
 from simulators.errors import ConfigError, EmustudyError, StoreError
-from simulators.store import load_pairs
+from simulators.store import Status, open_store
 
-__all__ = ["MIN_ROWS", "StoreDataModule"]
+__all__ = ["DEFAULT_BUFFER_ROWS", "MIN_ROWS", "StoreDataModule", "split_hash"]
 
 MIN_ROWS = 10
 """Fewest valid rows an emulator is trained on."""
+DEFAULT_BUFFER_ROWS = 262_144
+"""Rows held in memory at once by default (e.g. 40 MB for 40 float32 columns)."""
 
 
-class _Batches(Dataset):
-    """Pairs indexed by a whole list of rows at a time (for ``batch_size=None`` loaders)."""
+def split_hash(seed: int, index: np.ndarray) -> np.ndarray:
+    """A seeded 64-bit hash (splitmix64) of store row indices, for the validation split.
 
-    def __init__(self, theta: Tensor, x: Tensor) -> None:
-        self.theta, self.x = theta, x
+    Parameters
+    ----------
+    seed : int
+    index : (n,) int
 
-    def __len__(self) -> int:
-        return len(self.theta)
+    Returns
+    -------
+    hash : (n,) uint64
+    """
+    with np.errstate(over="ignore"):
+        z = np.asarray(index, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
-    def __getitem__(self, rows: list[int]) -> tuple[Tensor, Tensor]:
-        index = torch.as_tensor(rows, dtype=torch.long)
-        return self.theta[index], self.x[index]
+
+class _Rows(IterableDataset):
+    """Batches of a set of store rows, read chunk by chunk through a bounded shuffle buffer."""
+
+    def __init__(self, module: StoreDataModule, rows: np.ndarray, shuffle: bool) -> None:
+        self.module, self.rows, self.shuffle = module, rows, shuffle
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return self.module._batches(self.rows, self.shuffle)
 
 
 class StoreDataModule(lightning.LightningDataModule):
@@ -51,28 +81,54 @@ class StoreDataModule(lightning.LightningDataModule):
         Supplies ``train_samples``, ``validation_fraction`` and ``batch_size``.
     seed : int
         Seeds the train/validation split and the order of training batches.
+    buffer_rows : int
+        Most rows of ``(theta, x)`` held in memory at once (at least one store chunk plus one
+        batch are held whatever this says).
 
     Attributes
     ----------
-    theta_train, x_train : (n_train, theta_dim), (n_train, x_dim) float32 tensors
-    theta_val, x_val : (n_val, theta_dim), (n_val, x_dim) float32 tensors
+    n_train, n_val : int
+        Numbers of training and validation rows.
     counts : dict
-        Rows of the store per status name.
+        Rows of the store per status name; rows other than ``ok`` are excluded.
+    statistics : dict of str to (dim,) float64 arrays
+        ``theta_mean``, ``theta_std``, ``x_mean``, ``x_std`` of the training rows.
+    theta_train, x_train, theta_val, x_val : float32 tensors or None
+        The rows themselves when they fit in the buffer (else ``None``).
 
     The attributes exist after :meth:`setup`, which reads the store (once).
     """
 
-    def __init__(self, store: Path, spec: EmulatorSpec, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        store: Path,
+        spec: EmulatorSpec,
+        *,
+        seed: int = 0,
+        buffer_rows: int = DEFAULT_BUFFER_ROWS,
+    ) -> None:
         super().__init__()
+        if buffer_rows < spec.batch_size:
+            raise ConfigError(
+                f"buffer_rows={buffer_rows} is smaller than batch_size={spec.batch_size}; "
+                "raise buffer_rows or lower batch_size"
+            )
         self.store, self.spec, self.seed = Path(store), spec, int(seed)
+        self.buffer_rows = int(buffer_rows)
         self.theta_train: Tensor | None = None
         self.x_train: Tensor | None = None
         self.theta_val: Tensor | None = None
         self.x_val: Tensor | None = None
         self.counts: dict[str, int] = {}
+        self.statistics: dict[str, np.ndarray] = {}
+        self.epoch = 0
+        self._train_rows: np.ndarray | None = None
+        self._val_rows = np.empty(0, dtype=np.int64)
+        self._chunk = 1
+        self._dims = (0, 0)
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the valid pairs and split them (a no-op when already done).
+        """Find the valid rows, split them and compute the z-scoring statistics (once).
 
         Raises
         ------
@@ -82,7 +138,7 @@ class StoreDataModule(lightning.LightningDataModule):
             If ``spec.train_samples`` is below ``MIN_ROWS`` or above the store's valid rows, or
             the validation fraction leaves fewer than two training rows.
         """
-        if self.theta_train is not None:
+        if self._train_rows is not None:
             return
         wanted = self.spec.train_samples
         if wanted is not None and wanted < MIN_ROWS:
@@ -90,13 +146,23 @@ class StoreDataModule(lightning.LightningDataModule):
                 f"train_samples={wanted} is below the minimum of {MIN_ROWS} rows an emulator is "
                 f"trained on; raise train_samples to at least {MIN_ROWS}"
             )
-        theta, x, counts = load_pairs(self.store, limit=self.spec.train_samples)
-        self.counts = counts
-        available = counts["ok"]
+        ds = open_store(self.store)
+        self._chunk = int(ds.attrs["chunk_size"])
+        self._dims = (ds.sizes["param"], ds.sizes["output"])
+        status = ds["status"].values
+        self.counts = {s.name.lower(): int((status == s).sum()) for s in Status}
+        if self.counts["pending"]:
+            raise StoreError(
+                f"{self.store} has {self.counts['pending']} pending rows: its campaign has not "
+                "finished; run the campaign again to complete it"
+            )
+        valid = np.flatnonzero(status == Status.OK)
+        del status
+        available = len(valid)
         if available < MIN_ROWS:
             raise StoreError(
-                f"{self.store} has {available} valid rows ({counts}); an emulator needs at least "
-                f"{MIN_ROWS}. Run a larger campaign or check why the simulator fails."
+                f"{self.store} has {available} valid rows ({self.counts}); an emulator needs at "
+                f"least {MIN_ROWS}. Run a larger campaign or check why the simulator fails."
             )
         if wanted is not None and wanted > available:
             raise ConfigError(
@@ -104,52 +170,169 @@ class StoreDataModule(lightning.LightningDataModule):
                 f"lower train_samples to at most {available} (or null for all of them), or run a "
                 "larger campaign"
             )
-        n = len(theta)
+        valid = valid[:wanted]
+        n = len(valid)
         n_val = max(1, round(n * self.spec.validation_fraction))
         if n - n_val < 2:
             raise ConfigError(
                 f"validation_fraction={self.spec.validation_fraction} of {n} rows leaves "
                 f"{n - n_val} training rows, expected at least 2; lower validation_fraction"
             )
-        order = np.random.default_rng(self.seed).permutation(n)
-        train, val = order[n_val:], order[:n_val]
-        self.theta_train, self.x_train = _float32(theta[train]), _float32(x[train])
-        self.theta_val, self.x_val = _float32(theta[val]), _float32(x[val])
+        held_out = np.zeros(n, dtype=bool)
+        held_out[np.argpartition(split_hash(self.seed, valid), n_val - 1)[:n_val]] = True
+        self._train_rows, self._val_rows = valid[~held_out], valid[held_out]
+        self.statistics = self._statistics(self._train_rows)
+        if self.n_train + self.n_val <= self.buffer_rows:
+            self.theta_train, self.x_train = self._read(self._train_rows)
+            self.theta_val, self.x_val = self._read(self._val_rows)
+
+    @property
+    def n_train(self) -> int:
+        """Number of training rows (after :meth:`setup`)."""
+        return len(self._loaded(self._train_rows))
+
+    @property
+    def n_val(self) -> int:
+        """Number of validation rows (after :meth:`setup`)."""
+        self._loaded(self._train_rows)
+        return len(self._val_rows)
 
     @property
     def theta_dim(self) -> int:
         """Number of parameters (after :meth:`setup`)."""
-        return self._loaded(self.theta_train).shape[1]
+        self._loaded(self._train_rows)
+        return self._dims[0]
 
     @property
     def x_dim(self) -> int:
         """Number of outputs (after :meth:`setup`)."""
-        return self._loaded(self.x_train).shape[1]
+        self._loaded(self._train_rows)
+        return self._dims[1]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch whose batch order the next pass over the training loader gives."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict[str, int]:
+        """The next epoch's number: saved in Lightning checkpoints so a resumed run continues
+        with the batch order it would have had."""
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.epoch = int(state_dict["epoch"])
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled whole batches, in an order fixed by the seed."""
-        dataset = _Batches(self._loaded(self.theta_train), self._loaded(self.x_train))
-        generator = torch.Generator().manual_seed(self.seed)
-        sampler = RandomSampler(dataset, generator=generator)
-        return _batch_loader(dataset, BatchSampler(sampler, self.spec.batch_size, drop_last=False))
+        """Whole shuffled batches; the order is a function of ``(seed, epoch)`` only."""
+        return _loader(_Rows(self, self._loaded(self._train_rows), shuffle=True))
 
     def val_dataloader(self) -> DataLoader:
-        """Validation rows in order, in whole batches."""
-        dataset = _Batches(self._loaded(self.theta_val), self._loaded(self.x_val))
-        sampler = BatchSampler(SequentialSampler(dataset), self.spec.batch_size, drop_last=False)
-        return _batch_loader(dataset, sampler)
+        """Validation rows in store order, in whole batches."""
+        self._loaded(self._train_rows)
+        return _loader(_Rows(self, self._val_rows, shuffle=False))
 
-    def _loaded(self, values: Tensor | None) -> Tensor:
-        if values is None:
+    def _batches(self, rows: np.ndarray, shuffle: bool) -> Iterator[tuple[Tensor, Tensor]]:
+        size = self.spec.batch_size
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if shuffle:  # each pass over the training rows is one epoch
+            self.epoch += 1
+        cached = (self.theta_train, self.x_train) if rows is self._train_rows else None
+        if rows is self._val_rows and self.theta_val is not None:
+            cached = (self.theta_val, self.x_val)
+        if cached is not None and cached[0] is not None:
+            theta, x = cached
+            order = torch.from_numpy(rng.permutation(len(theta))) if shuffle else None
+            for start in range(0, len(theta), size):
+                if order is None:
+                    yield theta[start : start + size], x[start : start + size]
+                else:
+                    index = order[start : start + size]
+                    yield theta[index], x[index]
+            return
+        groups = self._by_chunk(rows)
+        if shuffle:
+            groups = [groups[i] for i in rng.permutation(len(groups))]
+        # One preallocated buffer, filled chunk by chunk; batches are gathered from it by a
+        # shuffled index, so no copy of the whole buffer is ever made.
+        capacity = max(self.buffer_rows, self._chunk + size)
+        buffer = (torch.empty(capacity, self._dims[0]), torch.empty(capacity, self._dims[1]))
+        held = 0
+        for group in groups:
+            theta, x = self._read(group)
+            if held + len(theta) > capacity:
+                held = yield from _emit(buffer, held, size, rng if shuffle else None, final=False)
+            buffer[0][held : held + len(theta)] = theta
+            buffer[1][held : held + len(theta)] = x
+            held += len(theta)
+            del theta, x
+        yield from _emit(buffer, held, size, rng if shuffle else None, final=True)
+
+    def _by_chunk(self, rows: np.ndarray) -> list[np.ndarray]:
+        edges = np.flatnonzero(np.diff(rows // self._chunk)) + 1
+        return [group for group in np.split(rows, edges) if len(group)]
+
+    def _read(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The given (sorted) store rows as float32 tensors, reading one chunk at a time."""
+        group = zarr.open_group(str(self.store), mode="r")
+        theta = np.empty((len(rows), self._dims[0]), dtype=np.float32)
+        x = np.empty((len(rows), self._dims[1]), dtype=np.float32)
+        done = 0
+        for part in self._by_chunk(rows):
+            first, last = int(part[0]), int(part[-1]) + 1
+            local = part - first
+            theta[done : done + len(part)] = group["theta"][first:last][local]
+            x[done : done + len(part)] = group["x"][first:last][local]
+            done += len(part)
+        return torch.from_numpy(theta), torch.from_numpy(x)
+
+    def _statistics(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        group = zarr.open_group(str(self.store), mode="r")
+        stats: dict[str, np.ndarray] = {}
+        for name in ("theta", "x"):
+            count, mean, m2 = 0, 0.0, 0.0
+            for part in self._by_chunk(rows):
+                first, last = int(part[0]), int(part[-1]) + 1
+                values = np.asarray(group[name][first:last][part - first], dtype=np.float64)
+                k, part_mean = len(values), values.mean(axis=0)
+                part_m2 = ((values - part_mean) ** 2).sum(axis=0)
+                delta = part_mean - mean
+                mean = mean + delta * k / (count + k)
+                m2 = m2 + part_m2 + delta**2 * count * k / (count + k)
+                count += k
+            stats[f"{name}_mean"] = np.asarray(mean)
+            stats[f"{name}_std"] = np.sqrt(m2 / (count - 1))
+        return stats
+
+    def _loaded(self, rows: np.ndarray | None) -> np.ndarray:
+        if rows is None:
             raise EmustudyError(f"the data of {self.store} is not loaded yet; call setup() first")
-        return values
+        return rows
 
 
-def _float32(values: np.ndarray) -> Tensor:
-    return torch.as_tensor(values, dtype=torch.float32)
+def _emit(
+    buffer: tuple[Tensor, Tensor],
+    held: int,
+    size: int,
+    rng: np.random.Generator | None,
+    *,
+    final: bool,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield batches of the first ``held`` buffered rows; keep the rows left over at the front.
+
+    Returns
+    -------
+    held : int
+        Rows left at the front of the buffer (fewer than a batch; 0 when ``final``).
+    """
+    order = torch.from_numpy(rng.permutation(held)) if rng is not None else torch.arange(held)
+    whole = held if final else held - held % size
+    for start in range(0, whole, size):
+        index = order[start : min(start + size, whole)]
+        yield buffer[0][index], buffer[1][index]
+    left = order[whole:]
+    buffer[0][: len(left)], buffer[1][: len(left)] = buffer[0][left], buffer[1][left]
+    return len(left)
 
 
-def _batch_loader(dataset: _Batches, sampler: BatchSampler) -> DataLoader:
-    # batch_size=None turns off automatic batching: each sampler item is a list of row indices
-    # and the dataset returns the whole batch for it.
-    return DataLoader(dataset, batch_size=None, sampler=sampler)
+def _loader(dataset: _Rows) -> DataLoader:
+    # batch_size=None turns off automatic batching: the dataset yields whole batches.
+    return DataLoader(dataset, batch_size=None)

@@ -18,6 +18,7 @@ import torch
 
 from emulators.fidelity import FidelityLevel
 from emulators.module import ConditionalDensityModule
+from emulators.noise import seeded_normal
 from emulators.train import CHECKPOINT_FORMAT
 from simulators.base import Simulator
 from simulators.errors import ConfigError, EmustudyError
@@ -180,9 +181,7 @@ class Emulator(Simulator):
                 f"({len(theta)},), got {seeds.shape}"
             )
         x_dim = self.module.x_dim
-        z = np.empty((len(theta), x_dim))
-        for i, seed in enumerate(seeds):
-            z[i] = np.random.default_rng(int(seed)).standard_normal(x_dim)
+        z = seeded_normal(seeds, self.module.noise_dim)
         x = np.empty((len(theta), x_dim))
         with torch.no_grad():
             for start in range(0, len(theta), _ROWS_PER_PASS):

@@ -1,6 +1,9 @@
 """The trainable conditional density ``q(x | theta)`` behind every emulator.
 
-A zuko normalizing flow models z-scored outputs given z-scored parameters. The z-scoring
+A zuko normalizing flow (``maf``, ``nsf``), a mixture density network of diagonal Gaussians
+(``mdn``) or a heteroscedastic Gaussian (``gaussian``, one component) models z-scored outputs
+given z-scored parameters. Sampling is a deterministic function of standard normal base noise
+(:meth:`ConditionalDensityModule.sample_from_noise`), of ``noise_dim`` columns. The z-scoring
 statistics are buffers of the module, so they travel with its state dict; they are set once from
 the training split (:meth:`ConditionalDensityModule.set_normalisation`) before training starts.
 """
@@ -14,14 +17,74 @@ import lightning
 import numpy as np
 import torch
 import zuko
-from torch import Tensor
+from torch import Tensor, nn
 
-from emulators.fidelity import EmulatorSpec
+from emulators.fidelity import FLOW_FAMILIES, EmulatorSpec
 from simulators.errors import ConfigError
 
-__all__ = ["ConditionalDensityModule"]
+__all__ = ["ConditionalDensityModule", "MixtureDensity"]
 
-_FAMILIES = {"maf": zuko.flows.MAF, "nsf": zuko.flows.NSF}
+_FLOWS = {"maf": zuko.flows.MAF, "nsf": zuko.flows.NSF}
+_LOG_2PI = float(np.log(2 * np.pi))
+
+
+class MixtureDensity(nn.Module):
+    """A mixture of ``components`` diagonal Gaussians whose parameters an MLP gives from theta.
+
+    With one component it is a heteroscedastic Gaussian: mean and log standard deviation of
+    each output as functions of ``theta``.
+
+    Parameters
+    ----------
+    features, context : int
+        Dimensions of ``x`` and ``theta``.
+    components : int
+    hidden_features, hidden_layers : int
+        Width and depth of the MLP.
+    """
+
+    def __init__(
+        self, features: int, context: int, components: int, hidden_features: int, hidden_layers: int
+    ) -> None:
+        super().__init__()
+        self.features, self.components = features, components
+        layers: list[nn.Module] = []
+        width = context
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden_features), nn.ReLU()]
+            width = hidden_features
+        layers.append(nn.Linear(width, components * (1 + 2 * features)))
+        self.net = nn.Sequential(*layers)
+
+    def parameters_at(self, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Log weights (batch, K), means (batch, K, D) and log stds (batch, K, D)."""
+        k, d = self.components, self.features
+        out = self.net(context)
+        logits, rest = out[:, :k], out[:, k:].reshape(-1, k, 2, d)
+        # bounded log-std: keeps early training away from degenerate components
+        log_std = 7.0 * torch.tanh(rest[:, :, 1] / 7.0)
+        return torch.log_softmax(logits, dim=-1), rest[:, :, 0], log_std
+
+    def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
+        """``log q(x | context)``, shape (batch,)."""
+        log_w, mean, log_std = self.parameters_at(context)
+        z = (x[:, None, :] - mean) / torch.exp(log_std)
+        per_component = -0.5 * (z**2 + _LOG_2PI).sum(-1) - log_std.sum(-1)
+        return torch.logsumexp(log_w + per_component, dim=-1)
+
+    def sample_from_noise(self, context: Tensor, noise: Tensor) -> Tensor:
+        """Outputs from standard normal noise (batch, D + 1 if K > 1 else D).
+
+        The last column (with several components) picks the component through its normal CDF.
+        """
+        log_w, mean, log_std = self.parameters_at(context)
+        if self.components == 1:
+            return mean[:, 0] + torch.exp(log_std[:, 0]) * noise
+        u = 0.5 * (1 + torch.erf(noise[:, -1:] / np.sqrt(2.0)))
+        cumulative = torch.cumsum(torch.exp(log_w), dim=-1)
+        pick = torch.clamp((u > cumulative).sum(-1), max=self.components - 1)
+        rows = torch.arange(len(context), device=context.device)
+        return mean[rows, pick] + torch.exp(log_std[rows, pick]) * noise[:, :-1]
 
 
 class ConditionalDensityModule(lightning.LightningModule):
@@ -48,12 +111,22 @@ class ConditionalDensityModule(lightning.LightningModule):
                 f"an emulator needs theta_dim >= 1 and x_dim >= 1, got theta_dim={theta_dim}, "
                 f"x_dim={x_dim}; check the store's param and output coordinates"
             )
-        self.flow = _FAMILIES[self.spec.family](
-            features=self.x_dim,
-            context=self.theta_dim,
-            transforms=self.spec.transforms,
-            hidden_features=(self.spec.hidden_features,) * self.spec.hidden_layers,
-        )
+        if self.spec.family in FLOW_FAMILIES:
+            self.flow = _FLOWS[self.spec.family](
+                features=self.x_dim,
+                context=self.theta_dim,
+                transforms=self.spec.transforms,
+                hidden_features=(self.spec.hidden_features,) * self.spec.hidden_layers,
+            )
+        else:
+            self.mixture = MixtureDensity(
+                self.x_dim,
+                self.theta_dim,
+                self.spec.n_components,
+                self.spec.hidden_features,
+                self.spec.hidden_layers,
+            )
+        self._sums: dict[str, tuple[Tensor | float, int]] = {}
         self.register_buffer("theta_mean", torch.zeros(self.theta_dim))
         self.register_buffer("theta_std", torch.ones(self.theta_dim))
         self.register_buffer("x_mean", torch.zeros(self.x_dim))
@@ -98,25 +171,77 @@ class ConditionalDensityModule(lightning.LightningModule):
             getattr(self, f"{name}_mean").copy_(mean)
             getattr(self, f"{name}_std").copy_(std)
 
+    def set_statistics(self, statistics: dict[str, np.ndarray]) -> None:
+        """Set the z-scoring from precomputed training-split statistics.
+
+        Parameters
+        ----------
+        statistics : dict
+            ``theta_mean``, ``theta_std`` (theta_dim,) and ``x_mean``, ``x_std`` (x_dim,), e.g.
+            :attr:`emulators.data.StoreDataModule.statistics`. A zero or non-finite spread keeps
+            unit scale (with a warning).
+        """
+        for name in ("theta", "x"):
+            mean = torch.as_tensor(statistics[f"{name}_mean"], dtype=torch.float64)
+            std = torch.as_tensor(statistics[f"{name}_std"], dtype=torch.float64)
+            constant = ~(std > 0) | ~torch.isfinite(std)
+            if constant.any():
+                warnings.warn(
+                    f"{name} columns {constant.nonzero().flatten().tolist()} are constant in the "
+                    "training split; they are left unscaled",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                std = torch.where(constant, torch.ones_like(std), std)
+            getattr(self, f"{name}_mean").copy_(mean)
+            getattr(self, f"{name}_std").copy_(std)
+
     def _zscore_theta(self, theta: Tensor) -> Tensor:
         return (theta - self.theta_mean) / self.theta_std
+
+    @property
+    def noise_dim(self) -> int:
+        """Columns of base noise :meth:`sample_from_noise` needs per row."""
+        return self.x_dim + (1 if self.spec.n_components > 1 else 0)
+
+    def _log_prob_z(self, z_x: Tensor, z_theta: Tensor) -> Tensor:
+        if self.spec.family in FLOW_FAMILIES:
+            return self.flow(z_theta).log_prob(z_x)
+        return self.mixture.log_prob(z_x, z_theta)
 
     def _nll(self, theta: Tensor, x: Tensor) -> Tensor:
         """Mean negative log-likelihood of z-scored ``x`` given z-scored ``theta``."""
         z_x = (x - self.x_mean) / self.x_std
-        return -self.flow(self._zscore_theta(theta)).log_prob(z_x).mean()
+        return -self._log_prob_z(z_x, self._zscore_theta(theta)).mean()
 
+    # Losses are summed here and logged once per epoch: ``self.log`` on every step was the
+    # largest part of Lightning's overhead over a plain loop (benchmarks/emulator_lightning_*).
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         theta, x = batch
         loss = self._nll(theta, x)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self._accumulate("train", loss, len(x))
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         theta, x = batch
         loss = self._nll(theta, x)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self._accumulate("val", loss, len(x))
         return loss
+
+    def _accumulate(self, split: str, loss: Tensor, rows: int) -> None:
+        total, count = self._sums.get(split, (0.0, 0))
+        self._sums[split] = (total + loss.detach() * rows, count + rows)
+
+    def _log_mean(self, split: str) -> None:
+        total, count = self._sums.pop(split, (0.0, 0))
+        if count:
+            self.log(f"{split}_loss", total / count, on_step=False, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_mean("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_mean("val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.spec.learning_rate)
@@ -138,7 +263,7 @@ class ConditionalDensityModule(lightning.LightningModule):
         """
         theta, x = self._as_input(theta), self._as_input(x)
         z_x = (x - self.x_mean) / self.x_std
-        return self.flow(self._zscore_theta(theta)).log_prob(z_x) - torch.log(self.x_std).sum()
+        return self._log_prob_z(z_x, self._zscore_theta(theta)) - torch.log(self.x_std).sum()
 
     def sample_from_noise(self, theta: Tensor, z: Tensor) -> Tensor:
         """Map base noise to outputs, so sampling is a deterministic function of ``z``.
@@ -146,8 +271,9 @@ class ConditionalDensityModule(lightning.LightningModule):
         Parameters
         ----------
         theta : (batch, theta_dim)
-        z : (batch, x_dim)
-            Standard normal draws of the flow's base distribution.
+        z : (batch, noise_dim)
+            Standard normal draws (the flow's base distribution; for a mixture of several
+            components one more column picks the component).
 
         Returns
         -------
@@ -155,7 +281,11 @@ class ConditionalDensityModule(lightning.LightningModule):
             In the original units of ``x``.
         """
         theta, z = self._as_input(theta), self._as_input(z)
-        z_x = self.flow(self._zscore_theta(theta)).transform.inv(z)
+        z_theta = self._zscore_theta(theta)
+        if self.spec.family in FLOW_FAMILIES:
+            z_x = self.flow(z_theta).transform.inv(z)
+        else:
+            z_x = self.mixture.sample_from_noise(z_theta, z)
         return z_x * self.x_std + self.x_mean
 
     def _as_input(self, values: Tensor | np.ndarray) -> Tensor:

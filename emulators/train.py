@@ -1,5 +1,13 @@
 """Train one emulator for one fidelity level and write it as a safe checkpoint.
 
+Training streams the store by chunks (:class:`~emulators.data.StoreDataModule`), logs to CSV
+(and TensorBoard on request), and saves Lightning's ``checkpoints/last.ckpt`` after every epoch:
+a killed run called again with the same level, seed and store resumes from that epoch and ends
+with the same weights as an uninterrupted run. Resume checkpoints are read with
+``weights_only=True`` (no pickled code runs), and only if the sidecar ``checkpoints/run.json``
+says they belong to the same level, seed and store; the folder is removed once ``emulator.pt``
+is written.
+
 The checkpoint ``emulator.pt`` holds plain types and tensors only, so it loads with
 ``torch.load(..., weights_only=True)`` and never runs pickled code::
 
@@ -17,9 +25,11 @@ The checkpoint ``emulator.pt`` holds plain types and tensors only, so it loads w
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -31,19 +41,26 @@ from typing import Any
 import lightning
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from emulators.data import StoreDataModule
+from emulators.data import DEFAULT_BUFFER_ROWS, StoreDataModule
 from emulators.fidelity import FidelityLevel
 from emulators.module import ConditionalDensityModule
 from simulators.errors import EmustudyError
 from simulators.prior import Prior
 from simulators.store import open_store
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "train_emulator"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_NAME",
+    "RESUME_FOLDER",
+    "make_trainer",
+    "train_emulator",
+]
 
 CHECKPOINT_FORMAT = "emustudy-emulator/1"
 CHECKPOINT_NAME = "emulator.pt"
+RESUME_FOLDER = "checkpoints"
 
 
 class _BestWeights(Callback):
@@ -52,7 +69,7 @@ class _BestWeights(Callback):
     def __init__(self) -> None:
         self.loss = math.inf
         self.epoch = -1
-        self.state_dict: dict[str, torch.Tensor] | None = None
+        self.state_dict_: dict[str, torch.Tensor] | None = None
 
     def on_validation_end(
         self, trainer: lightning.Trainer, pl_module: lightning.LightningModule
@@ -62,10 +79,34 @@ class _BestWeights(Callback):
         loss = float(trainer.callback_metrics["val_loss"])
         if loss < self.loss:
             self.loss, self.epoch = loss, trainer.current_epoch
-            self.state_dict = {
+            self.state_dict_ = {
                 key: value.detach().to("cpu", copy=True)
                 for key, value in pl_module.state_dict().items()
             }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "epoch": self.epoch, "weights": self.state_dict_}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.loss, self.epoch = float(state_dict["loss"]), int(state_dict["epoch"])
+        self.state_dict_ = state_dict["weights"]
+
+
+class _ResumePoint(Callback):
+    """Save the whole training state to ``last.ckpt`` at the end of every epoch, atomically.
+
+    Lightning's ``ModelCheckpoint`` with ``save_top_k=0`` writes ``last.ckpt`` only when training
+    ends, and with ``save_top_k=1`` writes two files per epoch; this writes one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_epoch_end(
+        self, trainer: lightning.Trainer, pl_module: lightning.LightningModule
+    ) -> None:
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)  # TorchCheckpointIO writes atomically
 
 
 @contextmanager
@@ -81,10 +122,44 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+def make_trainer(
+    spec_max_epochs: int,
+    *,
+    callbacks: list[Callback],
+    logger: Logger | list[Logger] | bool,
+    progress: bool,
+) -> lightning.Trainer:
+    """The Trainer every emulator uses (also timed by ``benchmarks/emulator_lightning_overhead``).
+
+    ``accelerator="auto"`` trains on a GPU when one exists. Nothing is logged per step, and the
+    model summary and sanity validation are off: each would add overhead to small models.
+    """
+    return lightning.Trainer(
+        max_epochs=spec_max_epochs,
+        accelerator="auto",
+        devices=1,
+        callbacks=callbacks,
+        logger=logger,
+        enable_checkpointing=False,  # resume points are written by _ResumePoint
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=True,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1_000_000,  # nothing is logged per step: skip the per-step check
+    )
+
+
 def train_emulator(
-    store: Path, level: FidelityLevel, out_dir: Path, *, seed: int = 0, progress: bool = True
+    store: Path,
+    level: FidelityLevel,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    buffer_rows: int = DEFAULT_BUFFER_ROWS,
+    tensorboard: bool = False,
 ) -> Path:
-    """Fit the emulator of ``level`` to the valid pairs of ``store``.
+    """Fit the emulator of ``level`` to the valid pairs of ``store``, resuming a killed run.
 
     Parameters
     ----------
@@ -93,11 +168,16 @@ def train_emulator(
     level : FidelityLevel
         Which emulator to build and how long to train it.
     out_dir : Path
-        Receives ``emulator.pt`` and the CSV training log (``logs/version_*/metrics.csv``).
+        Receives ``emulator.pt``, the CSV training log (``logs/version_*/metrics.csv``) and,
+        while training, the resume checkpoint ``checkpoints/last.ckpt``.
     seed : int
         Seeds the weights, the train/validation split and the batch order.
     progress : bool
         Show Lightning's progress bar.
+    buffer_rows : int
+        Most rows of training data held in memory at once.
+    tensorboard : bool
+        Also write TensorBoard logs under ``out_dir / "tensorboard"``.
 
     Returns
     -------
@@ -117,40 +197,41 @@ def train_emulator(
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = level.emulator
     lightning.seed_everything(seed, workers=True, verbose=False)
-    data = StoreDataModule(store, spec, seed=seed)
+    data = StoreDataModule(store, spec, seed=seed, buffer_rows=buffer_rows)
     data.setup("fit")
     module = ConditionalDensityModule(spec.model_dump(mode="json"), data.theta_dim, data.x_dim)
-    module.set_normalisation(data.theta_train, data.x_train)
+    module.set_statistics(data.statistics)
     best = _BestWeights()
+    resume_dir = out_dir / RESUME_FOLDER
+    last = _resume_point(resume_dir, level, seed, store)
+    loggers: list[Logger] = [CSVLogger(out_dir, name="logs")]
+    if tensorboard:
+        loggers.append(TensorBoardLogger(out_dir, name="tensorboard"))
+    saver = _ResumePoint(resume_dir / "last.ckpt")
     with warnings.catch_warnings(), _quiet_lightning(not progress):
-        # Batches are cut in-process by tensor indexing; worker processes would only add cost.
+        # Batches are cut in-process by tensor slicing; worker processes would only add cost.
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         # Training is one process on one device; it is never meant to be launched with srun.
         warnings.filterwarnings("ignore", message=r"The `srun` command is available")
         # Lightning 2.6 calls a torch 2.13 pytree API that torch deprecated; nothing to act on.
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-        trainer = lightning.Trainer(
-            max_epochs=spec.max_epochs,
-            accelerator="auto",
-            devices=1,
-            callbacks=[EarlyStopping(monitor="val_loss", patience=spec.patience), best],
-            logger=CSVLogger(out_dir, name="logs"),
-            enable_checkpointing=False,
-            enable_progress_bar=progress,
-            enable_model_summary=False,
-            deterministic=True,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,  # nothing is logged per step; this only silences a size warning
+        # The streamed loader has no length known to Lightning in advance; that is intended.
+        warnings.filterwarnings("ignore", message=r".*IterableDataset.*")
+        trainer = make_trainer(
+            spec.max_epochs,
+            callbacks=[EarlyStopping(monitor="val_loss", patience=spec.patience), best, saver],
+            logger=loggers,
+            progress=progress,
         )
         began = time.perf_counter()
-        trainer.fit(module, datamodule=data)
+        trainer.fit(module, datamodule=data, ckpt_path=last, weights_only=True)
     seconds = time.perf_counter() - began
-    if best.state_dict is None:
+    if best.state_dict_ is None:
         raise EmustudyError(
             f"training {level.name!r} on {store} never reached a finite validation loss; "
             "lower learning_rate or check the store for extreme values"
         )
-    module.load_state_dict(best.state_dict)
+    module.load_state_dict(best.state_dict_)
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "spec": level.model_dump(mode="json"),
@@ -162,14 +243,41 @@ def train_emulator(
             "epochs": int(trainer.current_epoch),
             "best_epoch": int(best.epoch),
             "best_val_loss": float(best.loss),
-            "n_train": len(data.theta_train),
-            "n_val": len(data.theta_val),
+            "n_train": data.n_train,
+            "n_val": data.n_val,
+            "excluded_rows": int(sum(data.counts.values()) - data.counts["ok"]),
             "seconds": float(seconds),
+            "resumed_from": last,
             "seed": int(seed),
             "store": str(store.resolve()),
         },
     }
-    return _save_atomically(checkpoint, out_dir / CHECKPOINT_NAME)
+    path = save_atomically(checkpoint, out_dir / CHECKPOINT_NAME)
+    shutil.rmtree(resume_dir, ignore_errors=True)
+    return path
+
+
+def _resume_point(folder: Path, level: FidelityLevel, seed: int, store: Path) -> str | None:
+    """``last.ckpt`` of a killed run of this very level, seed and store, else ``None``.
+
+    A resume folder of another run (a changed level or seed) is cleared: its checkpoint is an
+    intermediate of training, not a result.
+    """
+    run = {"level": level.model_dump(mode="json"), "seed": int(seed), "store": str(store.resolve())}
+    sidecar, last = folder / "run.json", folder / "last.ckpt"
+    try:
+        same = json.loads(sidecar.read_text()) == run
+    except (OSError, ValueError):
+        same = False
+    if same and last.is_file():
+        return str(last)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".run.", suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(run, stream)
+    os.replace(temporary, sidecar)
+    return None
 
 
 def _simulator_info(store: Path) -> dict[str, Any]:
@@ -183,8 +291,8 @@ def _simulator_info(store: Path) -> dict[str, Any]:
     }
 
 
-def _save_atomically(checkpoint: dict[str, Any], path: Path) -> Path:
-    """``torch.save`` into a temporary file beside ``path``, then rename it into place."""
+def save_atomically(checkpoint: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` plain data beside ``path`` in a temporary file, then rename it there."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:

@@ -37,9 +37,14 @@ FULL = FidelityLevel(
 
 
 def _write_gaussian_store(
-    path: Path, n: int = 2000, *, campaign_seed: int = 0, n_valid: int | None = None
+    path: Path,
+    n: int = 2000,
+    *,
+    campaign_seed: int = 0,
+    n_valid: int | None = None,
+    chunk_size: int | None = None,
 ) -> Path:
-    """Simulate ``n`` Gaussian-linear rows (dim 3) and write them as one chunk.
+    """Simulate ``n`` Gaussian-linear rows (dim 3) and write them (as one chunk by default).
 
     Rows from ``n_valid`` on are marked INVALID (with NaN outputs), as a campaign would.
     """
@@ -52,9 +57,20 @@ def _write_gaussian_store(
     if n_valid is not None:
         status[n_valid:] = Status.INVALID
         x[n_valid:] = np.nan
-    identity = store_identity(simulator, n_samples=n, chunk_size=n, campaign_seed=campaign_seed)
+    chunk = chunk_size or n
+    identity = store_identity(simulator, n_samples=n, chunk_size=chunk, campaign_seed=campaign_seed)
     create_store(path, identity, simulator.prior.names, simulator.output_names)
-    write_rows(path, 0, theta=theta, x=x, seed=seeds, elapsed=np.zeros(n), status=status)
+    for start in range(0, n, chunk):
+        rows = slice(start, start + chunk)
+        write_rows(
+            path,
+            start,
+            theta=theta[rows],
+            x=x[rows],
+            seed=seeds[rows],
+            elapsed=np.zeros(len(theta[rows])),
+            status=status[rows],
+        )
     return path
 
 

@@ -43,10 +43,14 @@ def test_train_samples_takes_the_first_valid_rows(shared_gaussian_store: Path) -
 def test_loaders_yield_whole_batches_covering_every_row(shared_gaussian_store: Path) -> None:
     data = _loaded(shared_gaussian_store, batch_size=256)
     batches = list(data.train_dataloader())
+    assert data.epoch == 1  # one pass over the training loader is one epoch
     assert [len(theta) for theta, _ in batches] == [256] * 7 + [1800 - 7 * 256]
     seen = torch.cat([theta for theta, _ in batches])
     by_first_column = data.theta_train[:, 0].argsort()
     assert torch.equal(seen[seen[:, 0].argsort()], data.theta_train[by_first_column])
+    later = [theta for theta, _ in data.train_dataloader()]
+    assert not torch.equal(later[0], batches[0][0])  # epoch 1 has another order
+    data.set_epoch(0)
     again = [theta for theta, _ in data.train_dataloader()]
     assert all(torch.equal(u, v) for u, v in zip(again, [t for t, _ in batches], strict=True))
     theta_val = torch.cat([theta for theta, _ in data.val_dataloader()])
@@ -74,3 +78,64 @@ def test_data_before_setup_is_a_clear_error(shared_gaussian_store: Path) -> None
     data = StoreDataModule(shared_gaussian_store, EmulatorSpec())
     with pytest.raises(EmustudyError, match="call setup"):
         data.train_dataloader()
+
+
+def _rows(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+    theta = torch.cat([theta for theta, _ in batches]).numpy()
+    return theta[np.lexsort(theta.T)]
+
+
+def test_streaming_by_chunks_gives_the_same_rows_with_bounded_buffers(
+    make_gaussian_store: Callable[..., Path],
+) -> None:
+    store = make_gaussian_store("chunked.zarr", 2000, chunk_size=125, n_valid=1900)
+    whole = StoreDataModule(store, EmulatorSpec(batch_size=64), seed=3)
+    streamed = StoreDataModule(store, EmulatorSpec(batch_size=64), seed=3, buffer_rows=300)
+    whole.setup(), streamed.setup()
+    assert streamed.theta_train is None and streamed.theta_val is None  # nothing held whole
+    assert whole.counts == streamed.counts
+    assert (streamed.counts["ok"], streamed.counts["invalid"]) == (1900, 100)
+    assert (streamed.n_train, streamed.n_val) == (whole.n_train, whole.n_val) == (1710, 190)
+    for key, value in whole.statistics.items():
+        np.testing.assert_allclose(streamed.statistics[key], value, rtol=1e-12)
+    theta_train = whole.theta_train.double().numpy()
+    np.testing.assert_allclose(whole.statistics["theta_mean"], theta_train.mean(0), atol=1e-6)
+    np.testing.assert_allclose(whole.statistics["theta_std"], theta_train.std(0, ddof=1), rtol=1e-5)
+    batches = list(streamed.train_dataloader())
+    sizes = [len(theta) for theta, _ in batches]
+    assert max(sizes) == 64 and sizes.count(64) >= len(sizes) - 2 and sum(sizes) == 1710
+    np.testing.assert_array_equal(_rows(batches), _rows(list(whole.train_dataloader())))
+    second = list(streamed.train_dataloader())
+    assert not torch.equal(second[0][0], batches[0][0])
+    np.testing.assert_array_equal(_rows(second), _rows(batches))
+    val = list(streamed.val_dataloader())
+    np.testing.assert_array_equal(_rows(val), _rows([(whole.theta_val, whole.x_val)]))
+
+
+def test_the_split_does_not_depend_on_chunking(make_gaussian_store: Callable[..., Path]) -> None:
+    one = _loaded(make_gaussian_store("one.zarr", 600))
+    many = _loaded(make_gaussian_store("many.zarr", 600, chunk_size=64))
+    assert torch.equal(one.theta_val, many.theta_val)
+    assert torch.equal(one.theta_train, many.theta_train)
+
+
+def test_a_buffer_smaller_than_a_batch_is_refused(shared_gaussian_store: Path) -> None:
+    with pytest.raises(ConfigError, match="buffer_rows=10 is smaller than batch_size=64"):
+        StoreDataModule(shared_gaussian_store, EmulatorSpec(batch_size=64), buffer_rows=10)
+
+
+def test_training_streams_a_store_larger_than_its_buffer(
+    make_gaussian_store: Callable[..., Path], tmp_path: Path
+) -> None:
+    from emulators import FidelityLevel, train_emulator
+
+    store = make_gaussian_store("big.zarr", 2000, chunk_size=125, n_valid=1900)
+    level = FidelityLevel(
+        name="streamed",
+        simplification=0.0,
+        emulator=EmulatorSpec(transforms=1, hidden_features=8, batch_size=64, max_epochs=2),
+    )
+    path = train_emulator(store, level, tmp_path / "out", seed=0, progress=False, buffer_rows=300)
+    training = torch.load(path, weights_only=True)["training"]
+    assert (training["n_train"], training["n_val"], training["excluded_rows"]) == (1710, 190, 100)
+    assert training["epochs"] == 2 and np.isfinite(training["best_val_loss"])

@@ -1,0 +1,158 @@
+"""Measured emulator error: zero for the truth, a declared bias recovered, growth along a ladder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FULL, _write_gaussian_store
+from scipy.stats import spearmanr
+
+from emulators import (
+    Emulator,
+    EmulatorSpec,
+    FidelityLevel,
+    PerturbedEmulator,
+    PerturbedLevel,
+    c2st_accuracy,
+    load_emulator_error,
+    measure_emulator_error,
+    mmd_squared,
+    save_emulator_error,
+    train_emulator,
+)
+from simulators import ConfigError, StoreError, make_simulator
+
+BIAS = [0.3, 0.0, -0.2]
+
+
+@pytest.fixture(scope="module")
+def test_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 held-out Gaussian-linear pairs from another campaign than the training store."""
+    return _write_gaussian_store(
+        tmp_path_factory.mktemp("test") / "test.zarr", 200, campaign_seed=7
+    )
+
+
+def test_the_simulator_against_itself_shows_no_error(test_store: Path) -> None:
+    truth = make_simulator("gaussian_linear", dim=3, noise_var=0.1)
+    error = measure_emulator_error(truth, test_store, seed=0, n_draws=10)
+    assert math.isnan(float(error["nll"]))  # no density: a plain simulator
+    assert abs(float(error["c2st"]) - 0.5) < 0.05
+    assert abs(float(error["mmd"])) < 0.005
+    assert np.abs(error["mean_error"].values).max() < 0.03
+    assert np.abs(error["std_error"].values).max() < 0.03
+    assert float(error["speedup"]) > 0 and list(error["output"].values) == ["x_0", "x_1", "x_2"]
+    assert error.attrs["n_theta"] == 200 and error.attrs["n_draws"] == 10
+
+
+def test_a_noisier_reduced_simulator_shows_its_spread(test_store: Path) -> None:
+    reduced = make_simulator("gaussian_linear", dim=3, noise_var=0.3)
+    error = measure_emulator_error(reduced, test_store, seed=0, n_draws=10)
+    expected = math.sqrt(0.3) - math.sqrt(0.1)  # 0.231
+    np.testing.assert_allclose(error["std_error"].values, expected, atol=0.03)
+    assert np.abs(error["mean_error"].values).max() < 0.05
+    assert float(error["c2st"]) > 0.6
+
+
+def test_a_perturbed_emulator_shows_its_bias_in_the_mean_error(
+    full_checkpoint: Path, test_store: Path, tmp_path: Path
+) -> None:
+    base = Emulator.load(full_checkpoint)
+    level = PerturbedLevel(
+        kind="perturbed", name="biased", simplification=1, base="full", bias=BIAS
+    )
+    perturbed = PerturbedEmulator(base, level)
+    error_base = measure_emulator_error(base, test_store, seed=0, n_draws=10)
+    error = measure_emulator_error(perturbed, test_store, seed=0, n_draws=10, level="biased")
+    assert np.abs(error_base["mean_error"].values).max() < 0.05
+    np.testing.assert_allclose(error["mean_error"].values, BIAS, atol=0.05)
+    assert float(error["nll"]) > float(error_base["nll"]) + 0.2  # the density moved too
+    path = save_emulator_error(error, tmp_path / "emulator_error.zarr")
+    again = load_emulator_error(path)
+    assert again.attrs["level"] == "biased"
+    np.testing.assert_array_equal(again["mean_error"].values, error["mean_error"].values)
+    save_emulator_error(error_base, path)  # replacing an older measurement is allowed
+    with pytest.raises(StoreError, match="is not an emulator-error store"):
+        save_emulator_error(error, test_store)
+
+
+def test_bad_requests_are_refused(full_checkpoint: Path, test_store: Path) -> None:
+    with pytest.raises(ConfigError, match="n_draws must be at least 2"):
+        measure_emulator_error(Emulator.load(full_checkpoint), test_store, n_draws=1)
+    other = make_simulator("gaussian_linear", dim=4)
+    with pytest.raises(ConfigError, match="has outputs"):
+        measure_emulator_error(other, test_store)
+    with pytest.raises(ConfigError, match="same shape"):
+        c2st_accuracy(np.zeros((10, 2)), np.zeros((9, 2)))
+    with pytest.raises(ConfigError, match="NaN"):
+        mmd_squared(np.full((10, 2), np.nan), np.zeros((10, 2)))
+
+
+def test_two_sample_distances_tell_apart_shifted_samples() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((1000, 3)), rng.standard_normal((1000, 3))
+    assert abs(c2st_accuracy(a, b, seed=0) - 0.5) < 0.05
+    assert c2st_accuracy(a, b + 1.0, seed=0) > 0.65
+    assert abs(mmd_squared(a, b)) < 0.01 < mmd_squared(a, b + 1.0)
+
+
+LADDER = [
+    FULL,
+    *(
+        FidelityLevel(
+            name=f"cut-{i}",
+            simplification=float(i),
+            emulator=EmulatorSpec(transforms=1, hidden_layers=1, **knobs),
+        )
+        for i, knobs in enumerate(
+            [
+                {
+                    "hidden_features": 8,
+                    "train_samples": 400,
+                    "batch_size": 64,
+                    "patience": 10,
+                    "learning_rate": 3e-3,
+                    "max_epochs": 100,
+                },
+                {
+                    "hidden_features": 4,
+                    "train_samples": 100,
+                    "batch_size": 32,
+                    "patience": 5,
+                    "learning_rate": 3e-3,
+                    "max_epochs": 40,
+                },
+                {"hidden_features": 2, "train_samples": 50, "batch_size": 16, "max_epochs": 4},
+                {"hidden_features": 1, "train_samples": 20, "max_epochs": 1},
+            ],
+            start=1,
+        )
+    ),
+]
+"""Five levels cutting training rows (1800 to 18), width (16 to 1) and epochs."""
+
+
+@pytest.mark.slow
+def test_measured_error_grows_along_a_ladder_that_cuts_data_and_capacity(
+    full_checkpoint: Path, shared_gaussian_store: Path, test_store: Path, tmp_path: Path
+) -> None:
+    rows = []
+    for level in LADDER:
+        checkpoint = (
+            full_checkpoint
+            if level is FULL
+            else train_emulator(
+                shared_gaussian_store, level, tmp_path / level.name, seed=0, progress=False
+            )
+        )
+        error = measure_emulator_error(Emulator.load(checkpoint), test_store, seed=0, n_draws=10)
+        rows.append([float(error["nll"]), float(error["mmd"]), float(error["mean_rmse"].mean())])
+    rows = np.array(rows)
+    simplification = [level.simplification for level in LADDER]
+    for column, name in enumerate(["nll", "mmd", "mean_rmse"]):
+        rho = spearmanr(simplification, rows[:, column]).statistic
+        assert rho >= 0.9 - 1e-9, (name, rho, rows[:, column])  # 0.9 is one swap in five
+    assert rows[-1, 0] > rows[0, 0] + 1.0  # the crudest level is far worse, not merely noisier
