@@ -3,8 +3,9 @@
 Pure functions of numpy arrays (and of a :class:`~inference.npe.TrainedPosterior` where samples
 or densities are needed); every random choice comes from an explicit seed.
 
-* :func:`c2st` compares two samples, e.g. an approximate posterior against the exact one at one
-  observation (0.5: indistinguishable, 1.0: disjoint).
+* :func:`c2st` (re-exported from :mod:`inference.c2st`, the fast batched-torch version) compares
+  two samples, e.g. an approximate posterior against the exact one at one observation
+  (0.5: indistinguishable, 1.0: disjoint).
 * :func:`sbc_ranks` and :func:`sbc_uniformity_pvalues` test calibration over the prior
   predictive: for a calibrated posterior the rank of the true parameter among posterior draws
   is uniform.
@@ -18,66 +19,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from inference.c2st import C2ST_FOLDS, c2st
 from inference.npe import TrainedPosterior
-from inference.seeds import check_seed, child_seed
+from inference.seeds import child_seed
 from simulators.errors import ConfigError
 
 __all__ = ["C2ST_FOLDS", "c2st", "sbc_ranks", "sbc_uniformity_pvalues", "nltp"]
 
-C2ST_FOLDS = 5
 _SBC_DRAWS_PER_CALL = 2**20
-
-
-def c2st(a: np.ndarray, b: np.ndarray, seed: int) -> float:
-    """Classifier two-sample test accuracy between two equally sized samples.
-
-    Wraps ``sbi.utils.metrics.c2st`` with an MLP classifier (sbi's defaults: two hidden layers
-    of ``10 * n_params`` ReLU units, Adam, early stopping) and 5-fold cross-validation. Both
-    samples are z-scored with the mean and standard deviation of ``a``. The accuracy is the
-    mean over the folds of held-out classification accuracy.
-
-    Parameters
-    ----------
-    a : (n, n_params)
-    b : (n, n_params)
-        Equal sizes, so that chance level is exactly 0.5.
-    seed : int
-        Seeds the classifier initialisation and the fold split; in ``[0, 2**32)``.
-
-    Returns
-    -------
-    accuracy : float
-        About 0.5 when ``a`` and ``b`` come from the same distribution, up to 1.0.
-
-    Raises
-    ------
-    ConfigError
-        If the shapes differ or hold fewer rows than folds, the values are not finite, or the
-        seed is out of range.
-    """
-    import torch
-    from sbi.utils.metrics import c2st as sbi_c2st
-
-    if check_seed(seed) >= 2**32:
-        raise ConfigError(f"c2st's seed must be below 2**32 (scikit-learn's limit), got {seed}")
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < C2ST_FOLDS:
-        raise ConfigError(
-            f"c2st needs two samples of the same shape (n, n_params) with n >= {C2ST_FOLDS}, "
-            f"got {a.shape} and {b.shape}; draw the same number of samples from both"
-        )
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ConfigError("c2st got NaN or infinite values; drop those samples first")
-    accuracy = sbi_c2st(
-        torch.as_tensor(a),
-        torch.as_tensor(b),
-        seed=int(seed),
-        n_folds=C2ST_FOLDS,
-        classifier="mlp",
-        z_score=True,
-    )
-    return float(accuracy)
 
 
 def sbc_ranks(

@@ -45,7 +45,24 @@ def score_inputs(problem, **changes) -> dict:
 
 
 def test_score_dataset_layout(scores: xr.Dataset, good_posterior) -> None:
-    assert dict(scores.sizes) == {"observation": N_OBS, "test_pair": N_PAIRS, "param": 3}
+    assert dict(scores.sizes) == {
+        "observation": N_OBS,
+        "test_pair": N_PAIRS,
+        "param": 3,
+        "alpha": 21,
+        "credibility": 19,
+        "draw": 500,
+    }
+    for name in ("mmd", "lc2st_statistic", "lc2st_pvalue"):
+        assert scores[name].dims == ("observation",)
+    assert (np.abs(scores["mmd"]) < 0.05).all()
+    assert int(scores["n_invalid_test"]) == 0
+    assert abs(float(scores["tarp_atc"])) < 0.1 and float(scores["tarp_pvalue"]) > 0.01
+    assert np.abs(scores["hpd_coverage"] - scores["credibility"]).max() < 0.15
+    # Gaussian linear, prior variance 0.1, posterior variance 0.05: contraction 1/2, and the
+    # posterior mean misses theta by sqrt(0.05) on average (RMS)
+    np.testing.assert_allclose(scores["contraction"], 0.5, atol=0.08)
+    np.testing.assert_allclose(scores["mean_error"], np.sqrt(0.05), atol=0.05)
     assert scores["c2st"].dims == ("observation",)
     assert scores["sbc_rank"].dims == ("test_pair", "param")
     assert scores["sbc_rank"].dtype == np.int64

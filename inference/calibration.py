@@ -1,0 +1,184 @@
+"""Calibration over held-out true-simulator pairs: TARP, HPD coverage, recovery, invalid rows.
+
+All functions take posterior draws at the test pairs, ``draws (S, N, p)`` with ``S`` draws from
+``q(. | x_i)`` for each of ``N`` pairs, so that one set of draws serves SBC, TARP, coverage and
+recovery. Rows whose simulator output is not finite (the simulator failed there) are dropped
+first by :func:`finite_pairs`, which reports how many: sbi's own SBC and TARP break on NaN rows.
+
+* :func:`tarp` (Lemos et al. 2023): for random reference points, the fraction ``f_i`` of draws
+  closer to the reference than the true parameter is uniform on [0, 1] when ``q`` is calibrated;
+  its empirical CDF is the expected coverage curve, ``atc`` its signed area above the diagonal
+  beyond 0.5 (negative: overconfident) and a Kolmogorov-Smirnov test checks uniformity.
+* :func:`hpd_coverage`: the fraction of pairs whose true parameter lies inside the highest-density
+  region of credibility ``alpha``, for a grid of ``alpha``; calibrated means equal to ``alpha``.
+* :func:`recovery`: posterior-mean error and posterior contraction, per parameter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+
+from inference.npe import TrainedPosterior
+from simulators.errors import ConfigError
+
+__all__ = ["finite_pairs", "ranks_from_draws", "tarp", "hpd_coverage", "recovery"]
+
+
+def finite_pairs(theta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Drop pairs whose ``theta`` or ``x`` holds NaN or infinite values.
+
+    Parameters
+    ----------
+    theta : (N, p)
+    x : (N, d)
+
+    Returns
+    -------
+    theta : (N_valid, p)
+    x : (N_valid, d)
+    n_invalid : int
+        Pairs dropped.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if theta.ndim != 2 or x.ndim != 2 or len(theta) != len(x):
+        raise ConfigError(
+            f"theta and x must be (N, p) and (N, d) with the same N, got {theta.shape} and "
+            f"{x.shape}"
+        )
+    keep = np.isfinite(theta).all(axis=1) & np.isfinite(x).all(axis=1)
+    return theta[keep], x[keep], int((~keep).sum())
+
+
+def _check_draws(draws: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    draws = np.asarray(draws, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    if draws.ndim != 3 or theta.ndim != 2 or draws.shape[1:] != theta.shape:
+        raise ConfigError(
+            f"draws must be (S, N, p) for theta (N, p), got {draws.shape} and {theta.shape}; "
+            "draw S samples at each of the N test pairs"
+        )
+    return draws, theta
+
+
+def ranks_from_draws(draws: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """SBC rank of each true parameter among its draws: ``(N, p)`` ints in ``[0, S]``."""
+    draws, theta = _check_draws(draws, theta)
+    return (draws < theta[None]).sum(axis=0).astype(np.int64)
+
+
+def tarp(
+    draws: np.ndarray, theta: np.ndarray, seed: int, *, n_bins: int = 20
+) -> dict[str, np.ndarray | float]:
+    """TARP expected coverage with references drawn uniformly over the box of ``theta``.
+
+    Parameters are scaled to [0, 1] by the range of ``theta`` first (so no parameter dominates
+    the distance).
+
+    Parameters
+    ----------
+    draws : (S, N, p)
+    theta : (N, p)
+    seed : int
+        Seeds the reference points.
+    n_bins : int
+        Points of the coverage curve (plus the origin).
+
+    Returns
+    -------
+    result : dict
+        ``alpha`` and ``ecp`` ``(n_bins + 1,)`` (the curve), ``atc`` (float, 0 when calibrated,
+        < 0 overconfident, > 0 underconfident), ``ks_pvalue`` (float, uniformity of the
+        coverage values), ``coverage_values`` ``(N,)``.
+    """
+    draws, theta = _check_draws(draws, theta)
+    low, high = theta.min(axis=0), theta.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    draws, theta = (draws - low) / span, (theta - low) / span
+    references = np.random.default_rng(seed).uniform(size=theta.shape)
+    sample_distance = np.linalg.norm(draws - references[None], axis=-1)
+    theta_distance = np.linalg.norm(theta - references, axis=-1)
+    coverage = (sample_distance < theta_distance[None]).mean(axis=0)
+    alpha = np.linspace(0.0, 1.0, n_bins + 1)
+    ecp = (coverage[None] <= alpha[:, None]).mean(axis=1)
+    upper = alpha >= 0.5
+    atc = float(np.trapezoid(ecp[upper] - alpha[upper], alpha[upper]))
+    ks = stats.kstest(coverage, "uniform").pvalue if len(coverage) else np.nan
+    return {
+        "alpha": alpha,
+        "ecp": ecp,
+        "atc": atc,
+        "ks_pvalue": float(ks),
+        "coverage_values": coverage,
+    }
+
+
+def hpd_coverage(
+    posterior: TrainedPosterior,
+    draws: np.ndarray,
+    theta: np.ndarray,
+    x: np.ndarray,
+    credibility: np.ndarray,
+) -> np.ndarray:
+    """Expected coverage of the highest-density regions of ``q``.
+
+    The true parameter lies inside the HPD region of credibility ``alpha`` when less than
+    ``alpha`` of the draws have a higher density than it. The prior-support renormalisation of
+    ``q`` is the same for all draws at one ``x``, so the raw estimator density ranks them.
+
+    Parameters
+    ----------
+    posterior : TrainedPosterior
+    draws : (S, N, p)
+        From ``q(. | x_i)``.
+    theta : (N, p)
+    x : (N, d)
+    credibility : (L,)
+        Levels in [0, 1].
+
+    Returns
+    -------
+    coverage : (L,)
+        Fraction of pairs covered at each level; equal to ``credibility`` when calibrated.
+    """
+    draws, theta = _check_draws(draws, theta)
+    x_t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    estimator = posterior.posterior
+    with torch.no_grad():
+        log_draws = estimator.log_prob_batched(
+            torch.as_tensor(draws, dtype=torch.float32), x_t, norm_posterior=False
+        ).numpy()
+        log_theta = estimator.log_prob_batched(
+            torch.as_tensor(theta[None], dtype=torch.float32), x_t, norm_posterior=False
+        ).numpy()[0]
+    level = (log_draws > log_theta[None]).mean(axis=0)  # (N,): HPD level reaching theta_i
+    return (level[None] <= np.asarray(credibility)[:, None]).mean(axis=1)
+
+
+def recovery(
+    draws: np.ndarray, theta: np.ndarray, prior_variance: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Posterior-mean error and contraction per parameter.
+
+    Parameters
+    ----------
+    draws : (S, N, p)
+    theta : (N, p)
+    prior_variance : (p,)
+
+    Returns
+    -------
+    result : dict
+        ``mean_error`` ``(p,)``: root mean square of ``E_q[theta] - theta_i`` over pairs;
+        ``contraction`` ``(p,)``: mean of ``1 - Var_q[theta] / Var_prior[theta]`` (1: the
+        data pin the parameter down, 0: nothing learned).
+    """
+    draws, theta = _check_draws(draws, theta)
+    error = draws.mean(axis=0) - theta
+    contraction = 1.0 - draws.var(axis=0) / np.asarray(prior_variance)[None]
+    return {
+        "mean_error": np.sqrt((error**2).mean(axis=0)),
+        "contraction": contraction.mean(axis=0),
+    }
