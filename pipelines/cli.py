@@ -69,19 +69,244 @@ def run(
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
 
 
+LevelOption = typer.Option(
+    None,
+    "--level",
+    "-l",
+    help="Level name, or its number from 0 in ladder order (the ceiling is last); repeatable. "
+    "Default: every level.",
+)
+ProfileOption = typer.Option(
+    None, help="Cluster profile to run on instead of the config's (e.g. inside a SLURM job)."
+)
+WorkersOption = typer.Option(None, min=1, help="Dask workers of a local profile.")
+ReplaceStaleOption = typer.Option(
+    False,
+    "--replace-stale",
+    help="Move outputs a different config made into <study>/stale/ and recompute them, "
+    "instead of refusing.",
+)
+
+
+def _run_stages(
+    stages: list[str],
+    config: Path,
+    levels: list[str] | None,
+    output_dir: Path | None,
+    quiet: bool,
+    profile: str | None,
+    workers: int | None,
+    replace_stale: bool,
+) -> None:
+    from pipelines.state import resolve_levels
+    from pipelines.study import run_stages
+
+    _setup_logging(quiet)
+    overrides = {"output_dir": output_dir} if output_dir else {}
+    study = load_config(config, **overrides)
+    chosen = resolve_levels(study, levels)
+    cluster = {"n_workers": workers, "dashboard_address": "127.0.0.1:0"} if workers else {}
+    result = run_stages(
+        study,
+        stages,
+        chosen,
+        progress=not quiet,
+        replace_stale=replace_stale,
+        profile=profile,
+        cluster_overrides=cluster,
+    )
+    ran = ", ".join(f"{o.stage}{f' ({o.level})' if o.level else ''}" for o in result.recomputed)
+    console.print(
+        f"[green]done[/green]: {len(result.recomputed)} ran ({ran or 'nothing new'}), "
+        f"{len(result.outcomes) - len(result.recomputed)} already done; {result.seconds:.0f} s"
+    )
+
+
+def _stage_command(stage: str, summary: str) -> None:
+    def command(
+        config: Path = ConfigArgument,
+        level: list[str] | None = LevelOption,
+        output_dir: Path | None = OutputDirOption,
+        quiet: bool = QuietOption,
+        profile: str | None = ProfileOption,
+        workers: int | None = WorkersOption,
+        replace_stale: bool = ReplaceStaleOption,
+    ) -> None:
+        stages = list(LEVEL_PIPELINE) if stage == "level" else [stage]
+        _run_stages(stages, config, level, output_dir, quiet, profile, workers, replace_stale)
+
+    command.__doc__ = summary
+    app.command(name=stage)(command)
+
+
+LEVEL_PIPELINE = ("train-emulator", "emulate", "infer", "score")
+for _stage, _summary in (
+    ("simulate", "Run the true simulator for the train, test and observation stores."),
+    ("train-emulator", "Train the emulator of each (or each --level) fidelity level."),
+    ("emulate", "Run each level's emulator as a simulator over the training parameters."),
+    ("infer", "Train each level's posterior (NPE) on its emulated store, and the ceiling's."),
+    ("score", "Score each level's posterior against the true simulator."),
+    ("level", "Run one level's whole pipeline: train-emulator, emulate, infer, score."),
+):
+    _stage_command(_stage, _summary)
+
+
+@app.command()
+def report(
+    config: Path = ConfigArgument,
+    output_dir: Path | None = OutputDirOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Write report/index.html and scores.csv from the scores of every level."""
+    from pipelines.study import run_stages
+
+    _setup_logging(quiet)
+    overrides = {"output_dir": output_dir} if output_dir else {}
+    study = load_config(config, **overrides)
+    result = run_stages(study, ["report"], [], progress=not quiet)
+    console.print(_scores_table(result.layout.report / "scores.csv"))
+    console.print(f"report: {result.report}")
+
+
+@app.command()
+def submit(
+    config: Path = ConfigArgument,
+    profile: str | None = typer.Option(
+        None,
+        help="SLURM profile whose submit: block gives each stage's resources. "
+        "Default: the config's cluster profile.",
+    ),
+    output_dir: Path | None = OutputDirOption,
+    scripts_only: bool = typer.Option(
+        False, "--scripts-only", help="Write the sbatch and pipeline scripts, submit nothing."
+    ),
+) -> None:
+    """Submit the study to SLURM: simulate, then a job array over levels, then the report."""
+    from pipelines.submit import submit_resources, submit_study, write_pipeline_scripts
+
+    _setup_logging(quiet=True)
+    overrides = {"output_dir": output_dir} if output_dir else {}
+    study = load_config(config, **overrides)
+    profile = profile or study.cluster.profile
+    if scripts_only:
+        scripts = write_pipeline_scripts(
+            study, submit_resources(profile, study.cluster.profiles_file)
+        )
+        for role, path in scripts.items():
+            console.print(f"{role:>16}  {path}")
+        return
+    submission = submit_study(study, profile=profile, profiles_file=study.cluster.profiles_file)
+    if not submission.job_ids:
+        console.print("nothing to submit: every stage of the study is done")
+        return
+    console.print(f"scripts and logs in {submission.folder}")
+    if submission.simulate:
+        console.print(f"  simulate  job {submission.simulate}")
+    if submission.levels:
+        names = ", ".join(submission.level_names)
+        console.print(f"  levels    job array {submission.levels} ({names}), afterok simulate")
+    if submission.report:
+        console.print(f"  report    job {submission.report}, afterok levels")
+    console.print("follow it with: emustudy status " + str(config))
+
+
+_STATE_STYLE = {
+    "done": "green",
+    "running": "cyan",
+    "pending": "yellow",
+    "failed": "red",
+    "stale": "magenta",
+    "partial": "yellow",
+    "not started": "dim",
+}
+
+
+@app.command()
+def status(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOption) -> None:
+    """Show each stage of each level: done, running, pending, failed, with ledger counts."""
+    from pipelines.status import study_status
+
+    _setup_logging(quiet=True)
+    overrides = {"output_dir": output_dir} if output_dir else {}
+    study = load_config(config, **overrides)
+    found = study_status(study)
+    table = Table(title=f"study {study.name} ({study.study_dir})")
+    for header in ("stage", "level", "state", "SLURM job", "ok", "failed", "pending"):
+        table.add_column(
+            header, justify="right" if header in ("ok", "failed", "pending") else "left"
+        )
+    for row in found.rows:
+        style = _STATE_STYLE.get(row.state, "")
+        counts = row.counts
+        bad = sum(counts.get(k, 0) for k in ("invalid", "failed", "timeout")) if counts else None
+        table.add_row(
+            row.stage,
+            row.level or "-",
+            f"[{style}]{row.state}[/{style}]" if style else row.state,
+            f"{row.job} {row.job_state or ''}".strip() if row.job else "-",
+            str(counts.get("ok", "")) if counts else "",
+            "" if bad is None else str(bad),
+            str(counts.get("pending", "")) if counts else "",
+        )
+    Console().print(table)
+    for board in found.dashboards:
+        where = f"job {board.get('slurm_job_id')}" if board.get("slurm_job_id") else board["host"]
+        Console().print(f"running campaign ({where}): dashboard {board['url']}")
+    if found.slurm_error:
+        console.print(f"[yellow]SLURM did not answer:[/yellow] {found.slurm_error}")
+    summary = "every stage is done" if found.all_done else "not finished"
+    Console().print(summary)
+
+
+@app.command()
+def cancel(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOption) -> None:
+    """Cancel the SLURM jobs `emustudy submit` started for this study."""
+    from pipelines.submit import cancel_study
+
+    _setup_logging(quiet=True)
+    overrides = {"output_dir": output_dir} if output_dir else {}
+    cancelled = cancel_study(load_config(config, **overrides))
+    if cancelled:
+        console.print(f"cancelled jobs {', '.join(cancelled)}; done work is kept")
+    else:
+        console.print("no job of this study is queued or running")
+
+
+def _duration(hours: float) -> str:
+    """Core-hours as a readable cost: seconds, minutes or hours."""
+    seconds = hours * 3600
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{hours:.1f} h"
+
+
 def _scores_table(csv: Path) -> Table:
     frame = pd.read_csv(csv)
-    table = Table(title="scores per level (ceiling: posterior trained on the true simulator)")
-    for header in ("level", "simpl.", "C2ST (range)", "NLTP", "SBC min p", "emulator NLL"):
+    columns = {  # header: (column, format); columns a study does not have are left out
+        "C2ST": ("c2st_mean", "{:.3f}"),
+        "NLTP": ("nltp_mean", "{:.3f}"),
+        "SBC p": ("sbc_pvalue_mean", "{:.3f}"),
+        "emu C2ST": ("emulator_c2st", "{:.3f}"),
+        "emu NLL": ("emulator_nll", "{:.3f}"),
+        "cost": ("total_core_hours", _duration),
+    }
+    shown = {h: c for h, c in columns.items() if c[0] in frame and frame[c[0]].notna().any()}
+    table = Table(
+        title="scores per level, mean over replicates (ceiling: NPE on true-simulator data)"
+    )
+    for header in ("level", "simpl.", *shown):
         table.add_column(header, justify="left" if header == "level" else "right")
-    for row in frame.itertuples(index=False):
+    for row in frame.to_dict("records"):
+        cells = []
+        for column, style in shown.values():
+            value = row.get(column)
+            if value is None or pd.isna(value):
+                cells.append("-")
+            else:
+                cells.append(style(value) if callable(style) else style.format(value))
+        simplification = row["simplification"]
         table.add_row(
-            row.level,
-            "-" if pd.isna(row.simplification) else f"{row.simplification:g}",
-            f"{row.c2st_mean:.3f} ({row.c2st_min:.2f}-{row.c2st_max:.2f})",
-            f"{row.nltp_mean:.3f}",
-            f"{row.sbc_min_pvalue:.3f}",
-            "-" if pd.isna(row.emulator_nll_mean) else f"{row.emulator_nll_mean:.3f}",
+            str(row["level"]), "-" if pd.isna(simplification) else f"{simplification:g}", *cells
         )
     return table
 
@@ -93,3 +318,7 @@ def main() -> None:
     except EmustudyError as err:
         console.print(f"[red]error:[/red] {err}")
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,9 +10,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from emulators.fidelity import FidelityLevel, check_folder_name
+from cluster.settings import CampaignSettings
+from emulators.fidelity import FidelityLevel, Level, check_folder_name
+from emulators.levels import check_ladder
+from inference.observation_model import ObservationModel
 from inference.settings import NPESettings
-from simulators.base import ExactPosterior
 from simulators.errors import ConfigError
 from simulators.registry import available_simulators, make_simulator
 
@@ -20,7 +22,9 @@ __all__ = [
     "SimulatorConfig",
     "Budgets",
     "ScoreSettings",
+    "InferenceSettings",
     "ClusterSettings",
+    "ReportSettings",
     "StudyConfig",
     "load_config",
     "digest",
@@ -70,6 +74,52 @@ class ScoreSettings(_Frozen):
 
     posterior_samples: int = Field(1000, gt=0, description="samples per observation for C2ST")
     sbc_samples: int = Field(200, gt=0, description="posterior samples per test pair for SBC ranks")
+    ppc_samples: int = Field(
+        100, gt=0, description="posterior draws per observation run through the true simulator"
+    )
+    lc2st_null: int = Field(30, gt=0, description="label-shuffled classifiers per L-C2ST null")
+    misspecification_alpha: float = Field(
+        0.05, gt=0, lt=1, description="p-value below which an observation is flagged"
+    )
+    observation_model: ObservationModel = Field(
+        default_factory=ObservationModel,
+        description="how observations differ from the simulator (perfect, noise, contamination)",
+    )
+
+
+class InferenceSettings(NPESettings):
+    """NPE settings plus how many posteriors to train and how to build a reference posterior."""
+
+    replicates: int = Field(3, gt=0, description="posteriors per level, one per training seed")
+    reference_members: int = Field(
+        3, ge=2, description="ensemble members of a trained reference (simulators without one)"
+    )
+    reference_budget: int | None = Field(
+        None, gt=0, description="true-simulator runs the reference ensemble uses; default: train"
+    )
+
+    @property
+    def npe(self) -> NPESettings:
+        """The settings of one NPE training."""
+        return NPESettings(**self.model_dump(include=set(NPESettings.model_fields)))
+
+
+class ReportSettings(_Frozen):
+    """What the report calls good enough: the cost-quality frontier marks the cheapest level
+    whose ``quality_score`` meets ``quality_target``."""
+
+    quality_score: str = Field(
+        "c2st", description="c2st, mmd or nltp (lower is better), or sbc_pvalue (higher)"
+    )
+    quality_target: float = Field(0.6, description="e.g. C2ST at most 0.6")
+
+    @field_validator("quality_score")
+    @classmethod
+    def _known_score(cls, name: str) -> str:
+        allowed = ("c2st", "mmd", "nltp", "sbc_pvalue", "ppc_distance")
+        if name not in allowed:
+            raise ValueError(f"unknown quality_score {name!r}; choose one of {', '.join(allowed)}")
+        return name
 
 
 class ClusterSettings(_Frozen):
@@ -88,10 +138,12 @@ class StudyConfig(_Frozen):
     output_dir: Path = Path("studies")
     simulator: SimulatorConfig
     budgets: Budgets
-    ladder: tuple[FidelityLevel, ...] = Field(min_length=1)
-    inference: NPESettings = NPESettings()
+    ladder: tuple[Level, ...] = Field(min_length=1)
+    inference: InferenceSettings = InferenceSettings()
     scores: ScoreSettings = ScoreSettings()
     cluster: ClusterSettings = ClusterSettings()
+    campaign: CampaignSettings = CampaignSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("name")
     @classmethod
@@ -109,6 +161,8 @@ class StudyConfig(_Frozen):
                 "'ceiling' is reserved for the posterior trained on true-simulator data"
             )
         for level in self.ladder:
+            if not isinstance(level, FidelityLevel):
+                continue
             wanted = level.emulator.train_samples
             if wanted is not None and wanted > self.budgets.train:
                 raise ValueError(
@@ -119,12 +173,16 @@ class StudyConfig(_Frozen):
             simulator = make_simulator(self.simulator.name, **self.simulator.settings)
         except ConfigError as err:
             raise ValueError(str(err)) from err
-        if not isinstance(simulator, ExactPosterior):
+        try:
+            check_ladder(self.ladder, simulator)
+        except ConfigError as err:
+            raise ValueError(str(err)) from err
+        budget = self.inference.reference_budget
+        if budget is not None and budget > self.budgets.train:
             raise ValueError(
-                f"simulator {self.simulator.name!r} has no exact posterior; this version scores "
-                "posteriors against exact posteriors only (reference posteriors trained on "
-                "true-simulator data are planned), so pick a simulator with one, e.g. "
-                "gaussian_linear"
+                f"inference.reference_budget={budget} exceeds budgets.train="
+                f"{self.budgets.train}: the reference ensemble trains on the training store; "
+                "lower it or raise budgets.train"
             )
         return self
 
@@ -141,10 +199,16 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_LEVEL_KINDS = ("emulator", "reduced_simulator", "perturbed")
+
+
 def _describe(err: ValidationError) -> str:
     lines = []
     for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = item["loc"]
+        if len(loc) > 3 and loc[0] == "ladder" and loc[2] in _LEVEL_KINDS:
+            loc = loc[:2] + loc[3:]  # drop the union's tag: the level's kind, not a field
+        where = ".".join(str(part) for part in loc) or "(top level)"
         received = item.get("input")
         shown = "" if isinstance(received, dict) else f" (got {received!r})"
         lines.append(f"  {where}: {item['msg']}{shown}")

@@ -25,12 +25,21 @@ class LevelLayout:
         return self.root / "emulated.zarr"
 
     @property
+    def emulator_error(self) -> Path:
+        """Measured error of the level's stand-in against held-out simulator pairs."""
+        return self.root / "emulator_error.zarr"
+
+    @property
     def posterior(self) -> Path:
         return self.root / "posterior.pt"
 
     @property
     def scores(self) -> Path:
         return self.root / "scores.zarr"
+
+    def replicate_posterior(self, index: int) -> Path:
+        """Posterior of training replicate ``index`` (replicate 0 is ``posterior.pt``)."""
+        return self.posterior if index == 0 else self.root / f"posterior-{index}.pt"
 
     @property
     def manifest(self) -> Path:
@@ -43,9 +52,11 @@ class StudyLayout:
 
     study.yaml                 resolved config (what actually ran)
     simulations/{train,test,observations}.zarr
-    levels/<name>/             emulator.pt, emulated.zarr, posterior.pt, scores.zarr
+    levels/<name>/             emulator.pt, emulated.zarr, emulator_error.zarr, posterior.pt,
+                               scores.zarr
     ceiling/                   posterior.pt and scores.zarr trained on true-simulator data
-    report/                    index.html, scores.csv, figures/
+    reference/                 reference ensemble members, self_agreement.zarr (no exact posterior)
+    report/                    index.html, scores.csv, figures/, trend.zarr
     """
 
     root: Path
@@ -69,3 +80,25 @@ class StudyLayout:
     @property
     def report(self) -> Path:
         return self.root / "report"
+
+    @property
+    def reference(self) -> Path:
+        """Reference ensemble members (simulators without an exact posterior)."""
+        return self.root / "reference"
+
+    def reference_member(self, index: int) -> Path:
+        return self.reference / f"member-{index}.pt"
+
+    @property
+    def reference_agreement(self) -> Path:
+        """Self-agreement C2ST of the reference ensemble (its noise floor)."""
+        return self.reference / "self_agreement.zarr"
+
+    @property
+    def trend(self) -> Path:
+        """Each posterior score against measured emulator error, across levels.
+
+        Derived from every level's scores (rewritten whenever a level is rescored), so it lives
+        with the other study-wide derived outputs in ``report/``.
+        """
+        return self.report / "trend.zarr"

@@ -1,125 +1,144 @@
-"""The study report: a scores table (CSV) and figures of each metric against the level.
+"""The study report: ``index.html`` (self-contained, readable offline), ``scores.csv``, figures.
 
-Built from the saved score stores alone, so it can be rebuilt without recomputing anything.
+Built from the study folder alone (:mod:`pipelines.report_data`), so it can be rebuilt without
+recomputing anything: every score against the level and against the measured emulator error
+with intervals over replicates, pair plots of each level's posterior over the reference, SBC
+rank histograms and coverage curves, and the cost-quality frontier with the cheapest level that
+meets the study's quality target.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from pipelines import figures
+from pipelines.layout import CEILING
+from pipelines.report_data import SUMMARY_SCORES, ReportData
 
-from inference.scores import load_scores  # noqa: E402
+__all__ = ["write_report", "trend_sentence"]
 
-__all__ = ["scores_table", "write_report", "METRICS"]
-
-# column: (axis label, better when lower?)
-METRICS = {
-    "c2st_mean": ("C2ST vs exact posterior (0.5 = identical)", True),
-    "nltp_mean": ("NLTP on held-out simulator pairs", True),
-    "sbc_min_pvalue": ("smallest SBC uniformity p-value", False),
-    "emulator_nll_mean": ("emulator NLL of held-out simulator pairs", True),
+# Marks each figure once the browser decoded it (data-rendered="WxH" or "broken"), so a
+# headless-browser test, or a reader, can tell a figure that did not render.
+_RENDER_CHECK = """<script>
+for (const img of document.querySelectorAll("img.figure")) {
+  const mark = () => { img.dataset.rendered = img.naturalWidth > 0
+    ? img.naturalWidth + "x" + img.naturalHeight : "broken"; };
+  if (img.complete) mark(); else { img.onload = mark; img.onerror = mark; }
+}
+</script>"""
+_STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 7px;
+text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:1em;vertical-align:top}
+figcaption{font-size:85%;max-width:560px}.note{color:#555;font-size:90%}"""
+_TABLE_COLUMNS = {
+    "level": "level",
+    "simplification": "simpl.",
+    "c2st_mean": "C2ST",
+    "mmd_mean": "MMD²",
+    "nltp_mean": "NLTP",
+    "sbc_pvalue_mean": "SBC min p",
+    "tarp_atc_mean": "TARP ATC",
+    "lc2st_pvalue_mean": "L-C2ST reject",
+    "misspecification_detected_mean": "misspec. flagged",
+    "emulator_nll": "emu. NLL",
+    "emulator_c2st": "emu. C2ST",
+    "emulator_mmd": "emu. MMD²",
+    "emulator_speedup": "speed-up",
+    "total_core_hours": "core-h",
+    "replicates": "reps",
 }
 
 
-def scores_table(score_stores: dict[str, Path]) -> pd.DataFrame:
-    """One row per level (and the ceiling) with the summary of every score.
+class _Page:
+    def __init__(self, figures_dir: Path) -> None:
+        self.figures_dir = figures_dir
+        self.blocks: list[str] = []
 
-    Parameters
-    ----------
-    score_stores : dict
-        Level name to its ``scores.zarr``, in ladder order.
-    """
-    rows = []
-    for name, path in score_stores.items():
-        ds = load_scores(path)
-        c2st = ds["c2st"].values
-        rows.append(
-            {
-                "level": name,
-                "simplification": float(ds.attrs.get("simplification", np.nan)),
-                "c2st_mean": float(c2st.mean()),
-                "c2st_min": float(c2st.min()),
-                "c2st_max": float(c2st.max()),
-                "nltp_mean": float(ds["nltp"].values.mean()),
-                "sbc_min_pvalue": float(ds["sbc_pvalue"].values.min()),
-                "emulator_nll_mean": (
-                    float(ds["emulator_nll"].values.mean()) if "emulator_nll" in ds else np.nan
-                ),
-                "observations": int(c2st.size),
-            }
+    def figure(self, name: str, png: bytes, caption: str) -> None:
+        (self.figures_dir / f"{name}.png").write_bytes(png)
+        encoded = base64.b64encode(png).decode()
+        self.blocks.append(
+            f'<figure><img class="figure" id="fig-{name}" alt="{html.escape(caption)}" '
+            f'src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
-    return pd.DataFrame(rows)
+
+    def heading(self, text: str, note: str = "") -> None:
+        self.blocks.append(f"<h2>{html.escape(text)}</h2>")
+        if note:
+            self.blocks.append(f'<p class="note">{html.escape(note)}</p>')
 
 
-def _png(fig: plt.Figure) -> bytes:
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _figure(table: pd.DataFrame, column: str, label: str) -> bytes:
-    levels = table[table["level"] != "ceiling"]
-    ceiling = table[table["level"] == "ceiling"]
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
-    if column == "c2st_mean":
-        spread = [levels[column] - levels["c2st_min"], levels["c2st_max"] - levels[column]]
-        ax.errorbar(
-            levels["simplification"],
-            levels[column],
-            yerr=spread,
-            marker="o",
-            capsize=3,
-            label="emulator levels (range over observations)",
-        )
-    else:
-        ax.plot(levels["simplification"], levels[column], marker="o", label="emulator levels")
-    for x, y, name in zip(levels["simplification"], levels[column], levels["level"], strict=True):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    if len(ceiling) and np.isfinite(ceiling[column].iloc[0]):
-        ax.axhline(
-            ceiling[column].iloc[0], color="k", linestyle="--", label="true simulator (ceiling)"
-        )
-    ax.set_xlabel("declared simplification")
-    ax.set_ylabel(label, fontsize=8)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def _versus_emulator_error(table: pd.DataFrame) -> bytes:
-    levels = table[(table["level"] != "ceiling") & table["emulator_nll_mean"].notna()]
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=110)
-    ax.scatter(levels["emulator_nll_mean"], levels["c2st_mean"])
-    for x, y, name in zip(
-        levels["emulator_nll_mean"], levels["c2st_mean"], levels["level"], strict=True
-    ):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("measured emulator error: NLL of held-out simulator pairs")
-    ax.set_ylabel("posterior C2ST vs exact posterior", fontsize=8)
-    ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def _embed(png: bytes, label: str) -> str:
-    encoded = base64.b64encode(png).decode()
+def trend_sentence(trend: xr.Dataset | None, score: str = "c2st", error: str = "c2st") -> str:
+    """ "posterior C2ST rises by ... per unit of emulator ... (Spearman rho ...)", or ''."""
+    if trend is None or score not in trend["score"] or error not in trend["error"]:
+        return ""
+    cell = trend.sel(score=score, error=error)
+    slope, rho = float(cell["slope"]), float(cell["spearman_rho"])
+    if not np.isfinite(slope):
+        return ""
+    verb = "rises" if slope >= 0 else "falls"
+    rho_text = f"Spearman ρ = {rho:.2f}" if np.isfinite(rho) else "too few levels for ρ"
     return (
-        f'<figure><img alt="{html.escape(label)}" src="data:image/png;base64,{encoded}">'
-        f"<figcaption>{html.escape(label)}</figcaption></figure>"
+        f"Posterior {score.upper()} {verb} by {abs(slope):.3g} per unit of measured emulator "
+        f"{error.upper()} ({rho_text} over {int(cell['n_levels'])} levels)."
     )
 
 
-def write_report(table: pd.DataFrame, out_dir: Path, title: str) -> Path:
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return "–"
+        return f"{value:.3g}" if abs(value) >= 1000 or abs(value) < 0.01 else f"{value:.3f}"
+    return html.escape(str(value))
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    columns = [c for c in _TABLE_COLUMNS if c in table and table[c].notna().any()]
+    head = "".join(f"<th>{html.escape(_TABLE_COLUMNS[c])}</th>" for c in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_format(row[c])}</td>" for c in columns) + "</tr>"
+        for _, row in table.iterrows()
+    )
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _pair_draws(data: ReportData) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]] | None:
+    draws, reference, names = {}, None, []
+    for name, ds in data.scores.items():
+        if "pair_draws" not in ds:
+            continue
+        sample = ds["pair_draws"]
+        for dim in ("level", "replicate"):
+            if dim in sample.dims:
+                sample = sample.isel({dim: 0})
+        draws[name] = sample.values
+        names = [str(p) for p in ds["param"].values]
+        if reference is None and "reference_draws" in ds:
+            ref = ds["reference_draws"]
+            for dim in ("level", "replicate"):
+                if dim in ref.dims:
+                    ref = ref.isel({dim: 0})
+            reference = ref.values
+    if not draws or reference is None:
+        return None
+    return draws, reference, names
+
+
+def write_report(
+    data: ReportData,
+    out_dir: Path,
+    title: str,
+    *,
+    quality_score: str = "c2st",
+    quality_target: float = 0.6,
+) -> Path:
     """Write ``scores.csv``, ``figures/*.png`` and a self-contained ``index.html``.
 
     Returns
@@ -129,34 +148,123 @@ def write_report(table: pd.DataFrame, out_dir: Path, title: str) -> Path:
     """
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
+    for old in figures_dir.glob("*.png"):
+        old.unlink()
+    table = data.table
     table.to_csv(out_dir / "scores.csv", index=False)
-    blocks = []
-    for column, (label, lower_is_better) in METRICS.items():
-        if table[column].isna().all():
+    page = _Page(figures_dir)
+    summary = []
+
+    page.heading("Posterior quality against the declared level")
+    for score, (_, label, lower) in SUMMARY_SCORES.items():
+        if f"{score}_mean" not in table or table[f"{score}_mean"].isna().all():
             continue
-        png = _figure(table, column, label)
-        (figures_dir / f"{column}.png").write_bytes(png)
-        hint = "lower is better" if lower_is_better else "higher is better"
-        blocks.append(_embed(png, f"{label} ({hint})"))
-    if table["emulator_nll_mean"].notna().sum() >= 2:
-        png = _versus_emulator_error(table)
-        (figures_dir / "c2st_vs_emulator_error.png").write_bytes(png)
-        blocks.append(_embed(png, "posterior C2ST against the measured emulator error"))
-    page = f"""<!doctype html>
+        hint = "" if lower is None else (" (lower is better)" if lower else " (higher is better)")
+        page.figure(f"{score}_vs_level", figures.score_vs_level(table, score, label), label + hint)
+
+    errors = [c for c in ("emulator_c2st", "emulator_nll", "emulator_mmd") if c in table]
+    errors = [c for c in errors if table[c].notna().sum() >= 2]
+    if errors:
+        page.heading(
+            "Posterior quality against the measured emulator error",
+            "Each level's emulator measured against held-out true-simulator pairs.",
+        )
+        # C2ST against every measured error; the other scores against the first one only.
+        pairs = [("c2st", e) for e in errors] + [(s, errors[0]) for s in ("nltp", "mmd")]
+        for score, error in pairs:
+            if f"{score}_mean" not in table:
+                continue
+            name = error.removeprefix("emulator_")
+            fit = _fit(data.trend, score, name)
+            sentence = trend_sentence(data.trend, score, name)
+            page.figure(
+                f"{score}_vs_emulator_{name}",
+                figures.score_vs_emulator_error(
+                    table, score, error, SUMMARY_SCORES[score][1], *fit
+                ),
+                sentence or f"posterior {score} against emulator {name}",
+            )
+            if score == "c2st" and sentence:
+                summary.append(sentence)
+
+    pairs = _pair_draws(data)
+    if pairs is not None:
+        draws, reference, names = pairs
+        page.heading("Posteriors at one observation", "Grey: the reference posterior.")
+        page.figure(
+            "pair_plot",
+            figures.pair_plot(draws, reference, names),
+            "pairwise marginals of each level's posterior (colours) over the reference (grey)",
+        )
+    if any("sbc_rank" in ds for ds in data.scores.values()):
+        page.heading("Calibration on held-out true-simulator pairs")
+        page.figure(
+            "sbc_histograms",
+            figures.sbc_histograms(data.scores),
+            "SBC rank histograms (grey band: 99 % range of a uniform bin)",
+        )
+    if any("hpd_coverage" in ds or "tarp_ecp" in ds for ds in data.scores.values()):
+        page.figure(
+            "coverage_curves",
+            figures.coverage_curves(data.scores),
+            "expected coverage against credibility (diagonal: calibrated)",
+        )
+
+    chosen = None
+    if f"{quality_score}_mean" in table and "total_core_hours" in table:
+        lower = SUMMARY_SCORES[quality_score][2] is not False
+        label = SUMMARY_SCORES[quality_score][1]
+        png, chosen = figures.cost_quality_frontier(
+            table, quality_score, label, quality_target, lower
+        )
+        page.heading(
+            "Cost and quality",
+            "Cost: the true-simulator runs a level consumed plus its training and sampling time.",
+        )
+        page.figure("cost_quality_frontier", png, f"{label} against cost")
+        summary.append(
+            f"Cheapest level meeting the quality target ({quality_score} "
+            f"{'≤' if lower else '≥'} {quality_target:g}): {chosen}."
+            if chosen
+            else f"No emulator level meets the quality target ({quality_score} {quality_target:g})."
+        )
+
+    if np.isfinite(data.noise_floor):
+        summary.append(
+            f"Reference posterior: a {data.reference} trained on true-simulator runs; its "
+            f"members agree with each other at C2ST {data.noise_floor:.3f}, the noise floor of "
+            "every C2ST in this report."
+        )
+    ceiling = table[table["level"] == CEILING]
+    intro = (
+        "Posteriors trained on emulator data at each fidelity level, scored against the truth; "
+        "the ceiling is the same posterior budget trained on true-simulator data. Intervals span "
+        f"the training replicates ({int(ceiling['replicates'].iloc[0]) if len(ceiling) else 1} "
+        "per level)."
+    )
+    summary_html = "".join(f"<li>{html.escape(s)}</li>" for s in summary)
+    document = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-figure{{display:inline-block;margin:1em}}</style></head><body>
+<style>{_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Posteriors trained on emulator data at each fidelity level, scored against the truth:
-C2ST against the exact posterior at each observation, NLTP and SBC on held-out true-simulator
-pairs. The ceiling is the same posterior budget trained on true-simulator data.</p>
+<p>{html.escape(intro)}</p>
+<ul>{summary_html}</ul>
 <h2>Scores</h2>
-{table.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)}
-<h2>Figures</h2>
-{"".join(blocks)}
+{_table_html(table)}
+<p class="note">All columns are in scores.csv beside this page.</p>
+{"".join(page.blocks)}
+{_RENDER_CHECK}
 </body></html>
 """
     index = out_dir / "index.html"
-    index.write_text(page)
+    temporary = index.with_suffix(".tmp")
+    temporary.write_text(document)
+    temporary.replace(index)
     return index
+
+
+def _fit(trend: xr.Dataset | None, score: str, error: str) -> tuple[float | None, float | None]:
+    if trend is None or score not in trend["score"] or error not in trend["error"]:
+        return None, None
+    cell = trend.sel(score=score, error=error)
+    return float(cell["slope"]), float(cell["intercept"])

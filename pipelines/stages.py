@@ -12,21 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from distributed import Client, as_completed
 
 from cluster.campaign import run_campaign
 from cluster.progress import progress_bar
-from emulators.emulator import Emulator
-from emulators.fidelity import FidelityLevel
+from emulators.error import measure_emulator_error, save_emulator_error
+from emulators.fidelity import FidelityLevel, PerturbedLevel
+from emulators.levels import AnyLevel, load_stand_in, write_stand_in
 from emulators.train import train_emulator
-from inference.npe import TrainedPosterior, train_npe
-from inference.scores import save_scores, score_posterior
+from inference.seeds import child_seed
+from pipelines import scoring
 from pipelines.config import StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.manifest import Manifest
+from simulators.base import ExactPosterior
 from simulators.registry import make_simulator
-from simulators.store import load_pairs, open_store
 
 __all__ = [
     "ROLES",
@@ -94,6 +94,7 @@ def simulate(
             client=client,
             attrs={"study": config.name, "role": role, "fidelity_level": "simulator"},
             progress=progress,
+            settings=config.campaign,
         )
         manifest.mark_done(f"simulate-{role}", key)
         outcomes.append(StageOutcome(f"simulate-{role}", None, True, time.perf_counter() - began))
@@ -105,17 +106,30 @@ def _level_digests(config: StudyConfig, level: FidelityLevel | None) -> dict[str
     if level is None:
         infer_key = digest(simulations, config.budgets.emulated_runs, config.inference)
         return {"infer": infer_key, "score": digest(infer_key, config.scores)}
-    emulator_key = digest(
-        simulations, level.emulator, stage_seed(config.seed, "emulator", level.name)
-    )
+    emulator_key = _stand_in_digest(config, level, simulations)
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
     infer_key = digest(emulate_key, config.inference)
     return {
         "train-emulator": emulator_key,
+        "emulator-error": digest(emulator_key, _ERROR_SETTINGS),
         "emulate": emulate_key,
         "infer": infer_key,
         "score": digest(infer_key, config.scores),
     }
+
+
+_ERROR_SETTINGS = {"n_theta": 200, "n_draws": 20, "version": 1}
+"""How many held-out thetas and draws per theta measure each level's error."""
+
+
+def _stand_in_digest(config: StudyConfig, level: AnyLevel, simulations: str) -> str:
+    """Digest of what realises a level: trained emulator, reduced simulator or perturbation."""
+    if isinstance(level, FidelityLevel):
+        return digest(simulations, level.emulator, stage_seed(config.seed, "emulator", level.name))
+    if isinstance(level, PerturbedLevel):
+        base = next(other for other in config.ladder if other.name == level.base)
+        return digest(_stand_in_digest(config, base, simulations), level)
+    return digest(simulations, level)
 
 
 def _run_levels(
@@ -160,8 +174,13 @@ def _timed_call(task: Callable[..., None], *args: object) -> float:
     return time.perf_counter() - began
 
 
-def _train_emulator_task(store: Path, level: FidelityLevel, out_dir: Path, seed: int) -> None:
-    train_emulator(store, level, out_dir, seed=seed, progress=False)
+def _train_emulator_task(
+    store: Path, level: AnyLevel, out_dir: Path, seed: int, base_checkpoint: Path | None
+) -> None:
+    if isinstance(level, FidelityLevel):
+        train_emulator(store, level, out_dir, seed=seed, progress=False)
+    else:  # reduced and perturbed levels have nothing to train: record what stands in
+        write_stand_in(level, out_dir / "emulator.pt", base_checkpoint=base_checkpoint)
 
 
 def train_emulators(
@@ -171,7 +190,10 @@ def train_emulators(
     levels: list[FidelityLevel],
     progress: bool = False,
 ) -> list[StageOutcome]:
-    """Train each level's emulator on the true-simulator training store."""
+    """Train each level's emulator on the true-simulator training store.
+
+    Reduced and perturbed levels train nothing: their ``emulator.pt`` records what stands in.
+    """
     return _run_levels(
         "train-emulator",
         config,
@@ -185,6 +207,7 @@ def train_emulators(
             level,
             layout.level(level.name).root,
             stage_seed(config.seed, "emulator", level.name),
+            layout.level(level.base).emulator if isinstance(level, PerturbedLevel) else None,
         ),
         progress=progress,
     )
@@ -197,7 +220,11 @@ def emulate(
     levels: list[FidelityLevel],
     progress: bool,
 ) -> list[StageOutcome]:
-    """Run each level's emulator as a simulator over the training parameters."""
+    """Run each level's stand-in as a simulator over the training parameters, then measure it.
+
+    The measured error against held-out true-simulator pairs (:mod:`emulators.error`) goes to
+    each level's ``emulator_error.zarr``, the levels side by side as Dask tasks.
+    """
     outcomes = []
     for level in levels:
         paths, began = layout.level(level.name), time.perf_counter()
@@ -206,7 +233,7 @@ def emulate(
             outcomes.append(StageOutcome("emulate", level.name, False, 0.0))
             continue
         run_campaign(
-            Emulator.load(paths.emulator),
+            load_stand_in(paths.emulator),
             paths.emulated,
             n_samples=config.budgets.emulated_runs,
             # the training campaign's seed: each level emulates at the very same parameters
@@ -215,16 +242,39 @@ def emulate(
             client=client,
             attrs={"study": config.name, "role": "emulated", "fidelity_level": level.name},
             progress=progress,
+            settings=config.campaign,
         )
         manifest.mark_done("emulate", key)
         outcomes.append(StageOutcome("emulate", level.name, True, time.perf_counter() - began))
+    # Part of the emulate stage (its own manifest entry, so it is measured once); its outcomes
+    # are not listed separately so a stage still reports one line per level.
+    _run_levels(
+        "emulator-error",
+        config,
+        layout,
+        client,
+        list(levels),
+        outputs=lambda name: [layout.level(name).emulator_error],
+        task=_emulator_error_task,
+        arguments=lambda level: (config, layout, level),
+        progress=False,
+    )
     return outcomes
 
 
-def _infer_task(config: StudyConfig, store: Path, limit: int | None, out: Path, seed: int) -> None:
-    theta, x, _ = load_pairs(store, limit=limit)
-    prior = make_simulator(config.simulator.name, **config.simulator.settings).prior
-    train_npe(theta, x, prior, config.inference, seed=seed).save(out)
+def _emulator_error_task(config: StudyConfig, layout: StudyLayout, level: AnyLevel) -> None:
+    paths = layout.level(level.name)
+    error = measure_emulator_error(
+        load_stand_in(paths.emulator),
+        layout.simulations("test"),
+        truth=make_simulator(config.simulator.name, **config.simulator.settings),
+        seed=stage_seed(config.seed, "emulator-error", level.name),
+        n_theta=_ERROR_SETTINGS["n_theta"],
+        n_draws=_ERROR_SETTINGS["n_draws"],
+        level=level.name,
+        simplification=level.simplification,
+    )
+    save_emulator_error(error, paths.emulator_error)
 
 
 def infer(
@@ -234,58 +284,60 @@ def infer(
     levels: list[FidelityLevel | None],
     progress: bool = False,
 ) -> list[StageOutcome]:
-    """Train each level's posterior on its emulated store (the ceiling on true-simulator data)."""
+    """Train each level's posteriors (``inference.replicates`` seeds) on its emulated store.
+
+    The ceiling trains the same budget on true-simulator data. For a simulator without an exact
+    posterior the reference ensemble is trained here too, its members as parallel tasks.
+    """
+    replicates = range(config.inference.replicates)
+    outcomes = _train_reference(config, layout, client)
 
     def arguments(level: FidelityLevel | None) -> tuple:
         name = CEILING if level is None else level.name
         store = layout.simulations("train") if level is None else layout.level(name).emulated
         limit = config.budgets.emulated_runs if level is None else None
-        seed = stage_seed(config.seed, "npe", name)
-        return (config, store, limit, layout.level(name).posterior, seed)
+        outs = [layout.level(name).replicate_posterior(i) for i in replicates]
+        return (config, store, limit, outs, stage_seed(config.seed, "npe", name))
 
-    return _run_levels(
+    return outcomes + _run_levels(
         "infer",
         config,
         layout,
         client,
         list(levels),
-        outputs=lambda name: [layout.level(name).posterior],
-        task=_infer_task,
+        outputs=lambda name: [layout.level(name).replicate_posterior(i) for i in replicates],
+        task=scoring.train_replicates,
         arguments=arguments,
         progress=progress,
     )
 
 
-def _score_task(config: StudyConfig, layout: StudyLayout, level: FidelityLevel | None) -> None:
-    name = CEILING if level is None else level.name
-    # StudyConfig guarantees an exact posterior (the only reference posterior so far)
+def _train_reference(
+    config: StudyConfig, layout: StudyLayout, client: Client
+) -> list[StageOutcome]:
+    """Train the reference ensemble once per study, if the simulator has no exact posterior."""
     simulator = make_simulator(config.simulator.name, **config.simulator.settings)
-    seed = stage_seed(config.seed, "score", name)
-    obs = open_store(layout.simulations("observations"))
-    x_obs = obs["x"].values
-    rng = np.random.default_rng(stage_seed(config.seed, "reference"))
-    reference = np.stack(
-        [simulator.sample_posterior(x_o, config.scores.posterior_samples, rng) for x_o in x_obs]
-    )
-    theta_test, x_test, _ = load_pairs(layout.simulations("test"))
-    posterior = TrainedPosterior.load(layout.level(name).posterior, simulator.prior)
-    scores = score_posterior(
-        posterior,
-        x_obs=x_obs,
-        reference_samples=reference,
-        theta_test=theta_test,
-        x_test=x_test,
-        n_posterior_samples=config.scores.posterior_samples,
-        n_sbc_samples=config.scores.sbc_samples,
-        seed=seed,
-    )
-    scores.attrs.update(
-        level=name, simplification=np.nan if level is None else level.simplification
-    )
-    if level is not None:
-        emulator = Emulator.load(layout.level(name).emulator)
-        scores["emulator_nll"] = ("test_pair", -emulator.log_prob(x_test, theta_test))
-    save_scores(scores, layout.level(name).scores)
+    if isinstance(simulator, ExactPosterior):
+        return []
+    began = time.perf_counter()
+    members = range(config.inference.reference_members)
+    outputs = [layout.reference_member(i) for i in members] + [layout.reference_agreement]
+    manifest = Manifest(layout.reference / "manifest.json")
+    key = digest(simulation_digest(config), config.inference, config.scores)
+    if manifest.is_done("reference", key, outputs):
+        return [StageOutcome("reference", None, False, 0.0)]
+    layout.reference.mkdir(parents=True, exist_ok=True)
+    seed = stage_seed(config.seed, "reference-npe")
+    futures = [
+        client.submit(
+            scoring.train_reference_member, config, layout, i, child_seed(seed, i), pure=False
+        )
+        for i in members
+    ]
+    client.gather(futures)
+    scoring.save_reference_agreement(config, layout, stage_seed(config.seed, "reference-agreement"))
+    manifest.mark_done("reference", key)
+    return [StageOutcome("reference", None, True, time.perf_counter() - began)]
 
 
 def score(
@@ -295,15 +347,28 @@ def score(
     levels: list[FidelityLevel | None],
     progress: bool = False,
 ) -> list[StageOutcome]:
-    """Score each posterior against the exact posterior and held-out true-simulator pairs."""
-    return _run_levels(
+    """Score each level against the reference posterior and held-out true-simulator pairs.
+
+    Then write ``trend.zarr``: each score against the levels' measured emulator error.
+    """
+    outcomes = _run_levels(
         "score",
         config,
         layout,
         client,
         list(levels),
         outputs=lambda name: [layout.level(name).scores],
-        task=_score_task,
-        arguments=lambda level: (config, layout, level),
+        task=scoring.score_level,
+        arguments=lambda level: (
+            config,
+            layout,
+            level,
+            stage_seed(config.seed, "score", CEILING if level is None else level.name),
+            stage_seed(config.seed, "observation-model"),
+            stage_seed(config.seed, "reference"),
+        ),
         progress=progress,
     )
+    if any(outcome.ran for outcome in outcomes) or not layout.trend.exists():
+        scoring.save_trend(layout, [CEILING] + [level.name for level in config.ladder])
+    return outcomes

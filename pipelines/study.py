@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +17,37 @@ import yaml
 from distributed import Client
 
 from cluster.client import cluster_client
+from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.manifest import Manifest
-from pipelines.report import scores_table, write_report
+from pipelines.report import write_report
+from pipelines.report_data import collect_report_data
 from pipelines.stages import StageOutcome
+from pipelines.state import move_stale_aside, require_done
 
-__all__ = ["StudyRun", "run_study", "write_resolved_config"]
+__all__ = [
+    "STAGES",
+    "StudyRun",
+    "report_done",
+    "report_key",
+    "run_stages",
+    "record_timings",
+    "run_study",
+    "study_client",
+    "write_resolved_config",
+]
+
+STAGES = ("simulate", "train-emulator", "emulate", "infer", "score", "report")
+# Bump when the report's content changes, so `emustudy report` rebuilds existing reports.
+REPORT_VERSION = 3
+_LEVEL_STAGES = {
+    "train-emulator": stages.train_emulators,
+    "emulate": stages.emulate,
+    "infer": stages.infer,
+    "score": stages.score,
+}
 
 logger = logging.getLogger("emustudy.pipelines")
 
@@ -55,19 +82,179 @@ def write_resolved_config(config: StudyConfig, layout: StudyLayout) -> None:
     os.replace(temporary, layout.config)
 
 
-def _report(config: StudyConfig, layout: StudyLayout) -> StageOutcome:
+def report_key(config: StudyConfig, layout: StudyLayout) -> str:
+    """Digest of the scores a report is built from: it changes when any level is rescored."""
     names = [level.name for level in config.ladder] + [CEILING]
-    stores = {name: layout.level(name).scores for name in names}
-    key = digest([Manifest(layout.level(n).manifest).entries().get("score") for n in names])
-    manifest = Manifest(layout.report / "manifest.json")
-    index = layout.report / "index.html"
-    if manifest.is_done("report", key, [index, layout.report / "scores.csv"]):
+    scored = [Manifest(layout.level(n).manifest).entries().get("score") for n in names]
+    return digest(scored, config.report, REPORT_VERSION)
+
+
+def report_done(config: StudyConfig, layout: StudyLayout) -> bool:
+    """Whether ``report/`` holds the report of the study's current scores."""
+    recorded = Manifest(layout.report / "manifest.json").entries().get("report")
+    outputs = [layout.report / "index.html", layout.report / "scores.csv"]
+    return recorded == report_key(config, layout) and all(p.exists() for p in outputs)
+
+
+def _report(config: StudyConfig, layout: StudyLayout) -> StageOutcome:
+    # The report is derived from the scores alone: rebuilding it (after a level was rescored,
+    # or with another quality target) loses nothing, so it is redone rather than refused.
+    if report_done(config, layout):
         return StageOutcome("report", None, False, 0.0)
+    key = report_key(config, layout)
     began = time.perf_counter()
-    table = scores_table(stores)
-    write_report(table, layout.report, f"emustudy: {config.name}")
-    manifest.mark_done("report", key)
+    write_report(
+        collect_report_data(config, layout),
+        layout.report,
+        f"emustudy: {config.name}",
+        quality_score=config.report.quality_score,
+        quality_target=config.report.quality_target,
+    )
+    Manifest(layout.report / "manifest.json").mark_done("report", key)
     return StageOutcome("report", None, True, time.perf_counter() - began)
+
+
+@contextmanager
+def study_client(
+    config: StudyConfig, layout: StudyLayout, *, profile: str | None = None, **overrides: object
+) -> Iterator[Client]:
+    """Start the study's Dask cluster and publish its dashboard URL in the study folder.
+
+    ``dashboards/<host>-<pid>.json`` is what ``emustudy status`` reads to point users at running
+    campaigns (several SLURM jobs of one study may run at once); it is removed when the cluster
+    stops. ``profile`` and ``overrides`` replace the config's cluster settings.
+    """
+    settings = config.cluster
+    merged = {**settings.overrides, **overrides} if profile is None else dict(overrides)
+    with cluster_client(
+        profile or settings.profile, profiles_file=settings.profiles_file, **merged
+    ) as client:
+        host = socket.gethostname()
+        record = layout.root / "dashboards" / f"{host}-{os.getpid()}.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        info = {
+            "url": client.dashboard_link,
+            "scheduler": client.scheduler.address,
+            "host": host,
+            "pid": os.getpid(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        }
+        record.write_text(json.dumps(info, indent=2))
+        try:
+            yield client
+        finally:
+            record.unlink(missing_ok=True)
+
+
+def _name(level: FidelityLevel | None) -> str:
+    return CEILING if level is None else level.name
+
+
+def run_stages(
+    config: StudyConfig,
+    stages_to_run: list[str],
+    levels: list[FidelityLevel | None],
+    *,
+    client: Client | None = None,
+    progress: bool = True,
+    replace_stale: bool = False,
+    profile: str | None = None,
+    cluster_overrides: dict[str, object] | None = None,
+) -> StudyRun:
+    """Run some stages for some levels (``None`` is the ceiling), after checking what they read.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    stages_to_run : list of str
+        Names from :data:`STAGES`, run in pipeline order whatever order they are given in.
+    levels : list
+        The levels the per-level stages run for; the ceiling has no emulator stages.
+    client : distributed.Client, optional
+        By default the config's cluster profile is started (only if a stage needs one).
+    progress : bool
+    replace_stale : bool
+        Move outputs of a different config out of the way (into ``<study>/stale/``) instead of
+        refusing to run.
+    profile, cluster_overrides : optional
+        A cluster profile and settings to use instead of the config's (e.g. inside a SLURM job).
+
+    Raises
+    ------
+    EmustudyError
+        If a stage's inputs are missing or were made by another config, naming the command
+        that makes them.
+    """
+    unknown = sorted(set(stages_to_run) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; stages are {', '.join(STAGES)}")
+    layout = StudyLayout(config.study_dir)
+    ordered = [stage for stage in STAGES if stage in stages_to_run]
+    if replace_stale:
+        names = ([None] if "simulate" in ordered else []) + [
+            CEILING if level is None else level.name for level in levels
+        ]
+        for moved in move_stale_aside(config, layout, names):
+            logger.warning("outputs of a different config moved to %s", moved)
+    if ordered:  # fail before starting a cluster; later stages read what earlier ones make
+        first = ordered[0]
+        for level in levels if first not in ("simulate", "report") else [None]:
+            if first in ("train-emulator", "emulate") and level is None:
+                continue
+            name = None if first in ("simulate", "report") else _name(level)
+            require_done(config, layout, first, name)
+    needs_client = any(stage != "report" for stage in ordered)
+    if client is None and needs_client:
+        with study_client(config, layout, profile=profile, **(cluster_overrides or {})) as own:
+            return run_stages(
+                config, ordered, levels, client=own, progress=progress, replace_stale=False
+            )
+    began, run = time.perf_counter(), StudyRun(layout)
+    if client is not None:
+        logger.info(
+            "study %s in %s (dashboard: %s)", config.name, layout.root, client.dashboard_link
+        )
+    emulator_levels = [level for level in levels if level is not None]
+    for stage in ordered:
+        chosen = emulator_levels if stage in ("train-emulator", "emulate") else levels
+        if stage == "simulate":
+            done = stages.simulate(config, layout, client, progress)
+            record_timings(layout, [o for o in done if o.ran])
+            run.outcomes += done
+            continue
+        if stage == "report":
+            require_done(config, layout, "report", None)
+            run.outcomes.append(_report(config, layout))
+            continue
+        for level in chosen:
+            require_done(config, layout, stage, CEILING if level is None else level.name)
+        if chosen:
+            done = _LEVEL_STAGES[stage](config, layout, client, chosen, progress)
+            record_timings(layout, [o for o in done if o.ran])  # before the report reads them
+            run.outcomes += done
+    write_resolved_config(config, layout)
+    run.seconds = time.perf_counter() - began
+    return run
+
+
+def record_timings(layout: StudyLayout, outcomes: list[StageOutcome]) -> None:
+    """Add the wall seconds of stages that ran to ``timings.json`` beside their outputs.
+
+    The report's cost-quality frontier reads them: each level's cost is the simulator time it
+    consumed plus these stage times.
+    """
+    for outcome in outcomes:
+        if outcome.stage == "report":
+            continue
+        level = outcome.level
+        folder = layout.root / "simulations" if level is None else layout.level(level).root
+        path = folder / "timings.json"
+        timings = json.loads(path.read_text()) if path.exists() else {}
+        timings[outcome.stage] = round(outcome.seconds, 3)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(timings, indent=2, sort_keys=True))
+        os.replace(temporary, path)
 
 
 def run_study(
@@ -83,25 +270,7 @@ def run_study(
     progress : bool
         Show progress bars.
     """
-    layout = StudyLayout(config.study_dir)
-    began = time.perf_counter()
-    run = StudyRun(layout)
-    if client is None:
-        settings = config.cluster
-        with cluster_client(
-            settings.profile, profiles_file=settings.profiles_file, **settings.overrides
-        ) as own:
-            return run_study(config, client=own, progress=progress)
-    levels = list(config.ladder)
-    logger.info("study %s in %s (dashboard: %s)", config.name, layout.root, client.dashboard_link)
-    run.outcomes += stages.simulate(config, layout, client, progress)
-    run.outcomes += stages.train_emulators(config, layout, client, levels, progress)
-    run.outcomes += stages.emulate(config, layout, client, levels, progress)
-    run.outcomes += stages.infer(config, layout, client, [*levels, None], progress)
-    run.outcomes += stages.score(config, layout, client, [*levels, None], progress)
-    run.outcomes.append(_report(config, layout))
-    write_resolved_config(config, layout)
-    run.seconds = time.perf_counter() - began
+    run = run_stages(config, list(STAGES), [*config.ladder, None], client=client, progress=progress)
     logger.info(
         "study %s: %d stages ran, %d were already done, %.1f s; report: %s",
         config.name,

@@ -1,6 +1,8 @@
 """Fixtures shared by the whole test suite.
 
 * Every test starts from the same seeds: numpy's legacy global RNG and torch's are seeded with 0.
+* ``chromium`` is Debian's headless Chromium for report tests, installed with apt-get (root) on
+  first use; skipped where it cannot be installed, except in CI, where that fails.
 * ``slurm_conf`` starts the local single-node SLURM of ``cluster/local_slurm.sh`` once per session
   (root, and apt-get on first use) and stops it at the end. Tests marked ``@pytest.mark.slurm``
   get it automatically (see :func:`pytest_collection_modifyitems`), so a marked test runs with
@@ -11,6 +13,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -44,6 +48,33 @@ def slurm_conf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 pytest.fail(reason, pytrace=False)
             pytest.skip(reason)
         yield conf
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium with apt-get; return why not, or None on success."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return "chromium is not installed and apt-get as root is not available"
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    for attempt in (install, ["apt-get", "update", "-q"], install):
+        result = subprocess.run(attempt, capture_output=True, text=True, env=environment)
+        if attempt is install and result.returncode == 0:
+            return None
+    return f"apt-get could not install chromium: {result.stderr.strip()[-500:]}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless-capable Chromium (Debian's ``chromium`` package)."""
+    path = shutil.which("chromium")
+    reason = None if path else _install_chromium()
+    path = shutil.which("chromium")
+    if path is None:
+        reason = reason or "chromium is still missing after apt-get install"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,162 @@
+"""The numbers of a study report, read from the study folder alone (nothing is recomputed).
+
+Every score is summarised per level as a mean with an interval over training replicates (each
+replicate first averaged over observations or test pairs), beside the level's measured emulator
+error and its cost: the simulator time it consumed plus the wall time of its own stages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from inference.scores import load_scores
+from pipelines.config import StudyConfig
+from pipelines.layout import CEILING, StudyLayout
+from simulators.store import open_store
+
+__all__ = ["SUMMARY_SCORES", "ReportData", "collect_report_data", "score_summary"]
+
+# Score variable -> (how one replicate is reduced to a number, label, lower is better?)
+SUMMARY_SCORES: dict[str, tuple[str, str, bool]] = {
+    "c2st": ("mean", "C2ST vs reference posterior (0.5 = identical)", True),
+    "mmd": ("mean", "MMD² vs reference posterior", True),
+    "nltp": ("mean", "NLTP on held-out simulator pairs", True),
+    "sbc_pvalue": ("min", "smallest SBC uniformity p-value", False),
+    "tarp_atc": ("mean", "TARP area to the diagonal (0 = calibrated)", None),
+    "lc2st_pvalue": ("reject", "share of observations where L-C2ST rejects at 5 %", True),
+    "ppc_distance": ("mean", "posterior predictive distance to the observation", True),
+    "misspecification_detected": ("mean", "share of observations flagged as misspecified", None),
+}
+_STAGES = ("train-emulator", "emulate", "infer", "score")
+
+
+def _reduce(values: xr.DataArray, how: str) -> np.ndarray:
+    """One number per replicate."""
+    other = [d for d in values.dims if d not in ("replicate",)]
+    data = values.astype(float)
+    if how == "min":
+        return np.atleast_1d(data.min(dim=other).values)
+    if how == "reject":
+        return np.atleast_1d((data < 0.05).mean(dim=other).values)
+    return np.atleast_1d(data.mean(dim=other).values)
+
+
+def score_summary(ds: xr.Dataset) -> dict[str, float]:
+    """``<score>_mean``, ``_lo`` and ``_hi`` (min and max over replicates) of each score."""
+    ds = ds.squeeze("level", drop=True) if "level" in ds.dims else ds
+    row: dict[str, float] = {}
+    for name, (how, _, _) in SUMMARY_SCORES.items():
+        if name not in ds:
+            continue
+        per_replicate = _reduce(ds[name], how)
+        per_replicate = per_replicate[np.isfinite(per_replicate)]
+        if per_replicate.size == 0:
+            continue
+        row[f"{name}_mean"] = float(per_replicate.mean())
+        row[f"{name}_lo"] = float(per_replicate.min())
+        row[f"{name}_hi"] = float(per_replicate.max())
+    if "c2st" in ds:  # range over observations too, for the command-line table
+        row["c2st_min"], row["c2st_max"] = float(ds["c2st"].min()), float(ds["c2st"].max())
+    row["replicates"] = int(ds.sizes.get("replicate", 1))
+    row["observations"] = int(ds.sizes.get("observation", 0))
+    return row
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, per level (ladder order, then the ceiling)."""
+
+    table: pd.DataFrame
+    scores: dict[str, xr.Dataset]
+    emulator_error: dict[str, xr.Dataset] = field(default_factory=dict)
+    trend: xr.Dataset | None = None
+    reference: str = "exact"
+    noise_floor: float = float("nan")
+    """Mean C2ST between members of a trained reference ensemble (NaN for exact references)."""
+
+
+def _open(path: Path) -> xr.Dataset | None:
+    if not path.exists():
+        return None
+    with xr.open_zarr(path, consolidated=False) as ds:
+        return ds.load()
+
+
+def _simulator_seconds_per_run(layout: StudyLayout) -> float:
+    """Mean seconds one true-simulator run took (from the training store's ledger)."""
+    try:
+        ds = open_store(layout.simulations("train"))
+    except Exception:  # noqa: BLE001 - a report without costs is still a report
+        return float("nan")
+    elapsed = ds["elapsed"].values
+    return float(np.nanmean(elapsed)) if elapsed.size else float("nan")
+
+
+def _timings(folder: Path) -> dict[str, float]:
+    path = folder / "timings.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, float]:
+    """Core-hours a level consumed: the simulator runs it used plus its own stages."""
+    per_run = _simulator_seconds_per_run(layout)
+    level = next((lvl for lvl in config.ladder if lvl.name == name), None)
+    emulator = getattr(level, "emulator", None) if level is not None else None
+    if level is None:
+        runs = config.budgets.emulated_runs
+    else:
+        runs = getattr(emulator, "train_samples", None) or config.budgets.train
+    timings = _timings(layout.level(name).root)
+    stage_seconds = {f"{stage}_s": float(timings.get(stage, np.nan)) for stage in _STAGES}
+    # Scoring is the study's own overhead, not a cost of using the level.
+    own = np.nansum([v for k, v in stage_seconds.items() if k != "score_s"])
+    simulator_seconds = runs * per_run
+    return {
+        "simulator_runs": float(runs),
+        "simulator_core_hours": simulator_seconds / 3600,
+        **stage_seconds,
+        "total_core_hours": (simulator_seconds + own) / 3600,
+    }
+
+
+def _error_columns(ds: xr.Dataset | None) -> dict[str, float]:
+    if ds is None:
+        return {}
+    row = {}
+    for name in ("nll", "c2st", "mmd", "speedup", "mean_rmse", "std_rmse"):
+        values = ds[name].values if name in ds else np.array([])
+        if np.isfinite(values).any():
+            row[f"emulator_{name}"] = float(np.nanmean(values))
+    return row
+
+
+def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
+    """Read every level's scores, measured emulator error, timings and the trend file."""
+    rows, scores, errors = [], {}, {}
+    for level in [*config.ladder, None]:
+        name = CEILING if level is None else level.name
+        ds = load_scores(layout.level(name).scores)
+        scores[name] = ds
+        error = _open(layout.level(name).emulator_error) if level is not None else None
+        if error is not None:
+            errors[name] = error
+        row = {
+            "level": name,
+            "simplification": np.nan if level is None else float(level.simplification),
+            **score_summary(ds),
+            **_error_columns(error),
+            **_costs(config, layout, name),
+        }
+        if "emulator_nll" in ds and "emulator_nll" not in row:
+            row["emulator_nll"] = float(np.nanmean(ds["emulator_nll"].values))
+        rows.append(row)
+    agreement = _open(layout.reference_agreement)
+    floor = float(agreement["c2st"].mean()) if agreement is not None else float("nan")
+    reference = str(scores[CEILING].attrs.get("reference", "exact"))
+    return ReportData(pd.DataFrame(rows), scores, errors, _open(layout.trend), reference, floor)

@@ -1,0 +1,196 @@
+"""Where a study stands: each stage of each level is done, stale, partial or missing.
+
+Read from the study folder alone (manifests and store ledgers), so ``emustudy status``, the stage
+commands' prerequisite checks and ``--replace-stale`` agree on what is done.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from emulators.fidelity import FidelityLevel
+from pipelines import stages
+from pipelines.config import StudyConfig, digest
+from pipelines.layout import CEILING, StudyLayout
+from pipelines.manifest import Manifest
+from simulators.errors import EmustudyError, StoreError
+from simulators.store import Status, open_store
+
+__all__ = [
+    "LEVEL_STAGES",
+    "CEILING_STAGES",
+    "StageState",
+    "level_names",
+    "resolve_levels",
+    "stage_states",
+    "require_done",
+    "move_stale_aside",
+]
+
+LEVEL_STAGES = ("train-emulator", "emulate", "infer", "score")
+CEILING_STAGES = ("infer", "score")
+# What each stage needs done first, for the same level (simulate is study-wide).
+_NEEDS = {
+    "train-emulator": None,
+    "emulate": "train-emulator",
+    "infer": "emulate",
+    "score": "infer",
+}
+
+State = Literal["done", "stale", "partial", "missing"]
+
+
+@dataclass(frozen=True)
+class StageState:
+    """One stage of one level (``level`` None for study-wide stages) as its files show it."""
+
+    stage: str
+    level: str | None
+    state: State
+    counts: dict[str, int] = field(default_factory=dict)
+    store: Path | None = None
+
+
+def level_names(config: StudyConfig) -> list[str]:
+    """Ladder level names in order, then the ceiling."""
+    return [level.name for level in config.ladder] + [CEILING]
+
+
+def resolve_levels(config: StudyConfig, selected: list[str] | None) -> list[FidelityLevel | None]:
+    """Levels named (or numbered from 0 in ladder order; ``ceiling`` is last) on the command line.
+
+    Raises
+    ------
+    EmustudyError
+        For a name or number that is not on the ladder, listing the valid ones.
+    """
+    names = level_names(config)
+    if not selected:
+        return [*config.ladder, None]
+    chosen: list[FidelityLevel | None] = []
+    for item in selected:
+        name = names[int(item)] if item.isdigit() and int(item) < len(names) else item
+        if name not in names:
+            valid = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+            raise EmustudyError(
+                f"--level {item!r} is not a level of study {config.name!r}: {valid}"
+            )
+        level = None if name == CEILING else config.ladder[names.index(name)]
+        if level not in chosen:
+            chosen.append(level)
+    return chosen
+
+
+def _counts(store: Path) -> dict[str, int]:
+    try:
+        status = open_store(store)["status"].values
+    except (StoreError, OSError, KeyError, ValueError):
+        return {}
+    return {s.name.lower(): int((status == s).sum()) for s in Status}
+
+
+def _outputs(layout: StudyLayout, stage: str, name: str) -> list[Path]:
+    paths = layout.level(name)
+    return {
+        "train-emulator": [paths.emulator],
+        "emulate": [paths.emulated],
+        "infer": [paths.posterior],
+        "score": [paths.scores],
+    }[stage]
+
+
+def _judge(recorded: str | None, wanted: str, outputs: list[Path]) -> State:
+    present = [path.exists() for path in outputs]
+    if recorded is not None and recorded != wanted and any(present):
+        return "stale"
+    if recorded == wanted and all(present):
+        return "done"
+    return "partial" if any(present) else "missing"
+
+
+def stage_states(config: StudyConfig, layout: StudyLayout) -> list[StageState]:
+    """Every stage of the study, in pipeline order, as the study folder shows it."""
+    states = []
+    entries = Manifest(layout.manifest).entries()
+    for role in stages.ROLES:
+        store = layout.simulations(role)
+        wanted = digest(stages.simulation_digest(config), role)
+        state = _judge(entries.get(f"simulate-{role}"), wanted, [store])
+        states.append(StageState(f"simulate-{role}", None, state, _counts(store), store))
+    for level in [*config.ladder, None]:
+        name = CEILING if level is None else level.name
+        recorded = Manifest(layout.level(name).manifest).entries()
+        wanted = stages._level_digests(config, level)
+        for stage in LEVEL_STAGES if level is not None else CEILING_STAGES:
+            outputs = _outputs(layout, stage, name)
+            state = _judge(recorded.get(stage), wanted[stage], outputs)
+            store = outputs[0] if stage == "emulate" else None
+            counts = _counts(store) if store is not None else {}
+            states.append(StageState(stage, name, state, counts, store))
+    return states
+
+
+def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str | None) -> None:
+    """Refuse to run ``stage`` for level ``name`` before what it reads is done for this config.
+
+    Raises
+    ------
+    EmustudyError
+        Naming the missing stage and the command that makes it.
+    """
+    table = {(s.stage, s.level): s for s in stage_states(config, layout)}
+    needed: list[tuple[str, str | None]] = []
+    if stage != "simulate":
+        needed += [(f"simulate-{role}", None) for role in stages.ROLES]
+    if stage == "report":
+        needed += [("score", n) for n in level_names(config)]
+    elif name is not None:
+        before = "simulate" if name == CEILING and stage == "infer" else _NEEDS.get(stage)
+        if before and before != "simulate":
+            needed.append((before, name))
+    for key in needed:
+        found = table[key]
+        if found.state != "done":
+            command = key[0].split("-")[0] if key[0].startswith("simulate") else key[0]
+            level = f" --level {key[1]}" if key[1] is not None else ""
+            raise EmustudyError(
+                f"cannot run {stage!r}{f' for level {name!r}' if name else ''}: "
+                f"{key[0]}{f' of level {key[1]!r}' if key[1] else ''} is {found.state} for this "
+                f"config; run `emustudy {command} CONFIG{level}` first"
+                + (
+                    " (with --replace-stale to set the old outputs aside)"
+                    if found.state == "stale"
+                    else ""
+                )
+            )
+
+
+def move_stale_aside(
+    config: StudyConfig, layout: StudyLayout, names: list[str | None]
+) -> list[Path]:
+    """Move outputs a different config made out of the way, into ``<study>/stale/``.
+
+    ``names`` holds level names, or None for the true-simulator stores. Nothing is deleted: each
+    stale folder moves whole to ``stale/<name>-<UTC time>/``.
+
+    Returns
+    -------
+    list of Path
+        Where stale folders went.
+    """
+    states = stage_states(config, layout)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for name in names:
+        source = layout.root / "simulations" if name is None else layout.level(name).root
+        mine = [s for s in states if s.level == name]
+        if source.exists() and any(s.state == "stale" for s in mine):
+            target = layout.root / "stale" / f"{source.name}-{stamp}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+            moved.append(target)
+    return moved

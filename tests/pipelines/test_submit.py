@@ -1,0 +1,159 @@
+"""`emustudy submit / status / cancel` on the real local SLURM (cluster/local_slurm.sh)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.jobs import StageResources, SubmitResources, job_states, sbatch_script
+from pipelines.config import load_config
+from pipelines.layout import StudyLayout
+from pipelines.status import study_status
+from pipelines.submit import write_pipeline_scripts
+
+ROOT = Path(__file__).parents[2]
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+
+
+def _emustudy(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def _wait_until_gone(job_ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        squeue = subprocess.run(
+            ["squeue", "--noheader", "--format=%i"], capture_output=True, text=True, timeout=30
+        )
+        listed = {line.split("_")[0] for line in squeue.stdout.split()}
+        if not listed & set(job_ids):
+            return
+        time.sleep(3)
+    raise AssertionError(f"jobs {job_ids} still queued after {timeout} s")
+
+
+def test_sbatch_script_carries_every_resource():
+    resources = StageResources(
+        cpus=4,
+        memory="8GB",
+        gpus=1,
+        walltime="02:00:00",
+        partition="gpu",
+        account="proj",
+        extra_directives=("--qos=short",),
+    )
+    text = sbatch_script("x", resources, ["echo hi"], log_file=Path("/l/%j.out"), array="0-3")
+    for line in (
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=8G",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --time=02:00:00",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=proj",
+        "#SBATCH --qos=short",
+        "#SBATCH --array=0-3",
+        "#SBATCH --output=/l/%j.out",
+    ):
+        assert line in text.splitlines(), line
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("memory", "lots", "not a SLURM size"),
+        ("walltime", "1h", "not a SLURM time"),
+        ("extra_directives", ("#SBATCH --x",), "one sbatch option"),
+    ],
+)
+def test_bad_resources_are_refused_with_the_fix(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        StageResources(**{field: value})
+
+
+def test_pipeline_scripts_are_readable_and_an_edited_one_is_kept(tmp_path):
+    config = load_config(QUICKSTART, output_dir=tmp_path)
+    scripts = write_pipeline_scripts(config, SubmitResources())
+    level = scripts["level:reduced"].read_text()
+    stages = [line.split()[3] for line in level.splitlines() if "pipelines.cli" in line]
+    assert stages == ["train-emulator", "emulate", "infer", "score"]
+    assert "--level reduced" in level and '"${SLURM_CPUS_PER_TASK:-1}"' in level
+    array = scripts["levels"].read_text()
+    assert "#SBATCH --array=0-3" in array and "LEVELS=(full reduced crude ceiling)" in array
+    scripts["simulate"].write_text(scripts["simulate"].read_text() + "# my edit\n")
+    write_pipeline_scripts(config, SubmitResources())
+    backups = list(scripts["simulate"].parent.glob("simulate.sbatch.*.bak"))
+    assert len(backups) == 1 and backups[0].read_text().endswith("# my edit\n")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_submit_runs_the_quickstart_through_sbatch_and_status_says_done(tmp_path):
+    submitted = _emustudy(
+        "submit", str(QUICKSTART), "--profile", "slurm-local", "--output-dir", str(tmp_path)
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    layout = StudyLayout(tmp_path / "quickstart")
+    jobs = json.loads((layout.root / "slurm" / "jobs.json").read_text())
+    ids = jobs["job_ids"]
+    assert len(ids) == 3 and jobs["level_names"] == ["full", "reduced", "crude", "ceiling"]
+    dependencies = subprocess.run(
+        ["squeue", "--noheader", "--format=%i %E", f"--jobs={','.join(ids)}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert f"afterok:{jobs['simulate']}" in dependencies, dependencies
+    assert f"afterok:{jobs['levels']}" in dependencies, dependencies
+    early = _emustudy("status", str(QUICKSTART), "--output-dir", str(tmp_path))
+    assert early.returncode == 0 and "pending" in early.stdout + early.stderr
+
+    again = _emustudy(
+        "submit", str(QUICKSTART), "--profile", "slurm-local", "--output-dir", str(tmp_path)
+    )
+    assert again.returncode == 2 and "already submitted" in " ".join(again.stderr.split())
+
+    _wait_until_gone(ids, timeout=900)
+    logs = sorted(p.name for p in (layout.root / "slurm" / "logs").iterdir())
+    status = study_status(load_config(QUICKSTART, output_dir=tmp_path))
+    assert status.all_done, (
+        [(r.stage, r.level, r.state, r.job_state) for r in status.rows if r.state != "done"],
+        logs,
+    )
+    shown = _emustudy("status", str(QUICKSTART), "--output-dir", str(tmp_path))
+    assert "every stage is done" in shown.stdout
+    assert (layout.report / "index.html").exists()
+    assert len([name for name in logs if name.startswith("levels-")]) == 4
+
+
+@pytest.mark.slurm
+def test_cancel_stops_what_submit_started(tmp_path):
+    config = yaml.safe_load(QUICKSTART.read_text())
+    config["name"] = "to-cancel"
+    path = tmp_path / "cancel.yaml"
+    path.write_text(yaml.safe_dump(config))
+    submitted = _emustudy(
+        "submit", str(path), "--profile", "slurm-local", "--output-dir", str(tmp_path)
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    ids = json.loads((tmp_path / "to-cancel" / "slurm" / "jobs.json").read_text())["job_ids"]
+
+    cancelled = _emustudy("cancel", str(path), "--output-dir", str(tmp_path))
+    assert cancelled.returncode == 0, cancelled.stderr
+    _wait_until_gone(ids, timeout=120)
+    states = job_states(ids)
+    assert states and all(state == "CANCELLED" for state in states.values()), states
+    rows = study_status(load_config(path, output_dir=tmp_path)).rows
+    assert {row.state for row in rows} <= {"failed", "not started", "partial"}, rows
+    assert any(row.job_state == "CANCELLED" for row in rows)
