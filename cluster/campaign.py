@@ -159,8 +159,10 @@ def run_campaign(
             f"the store's ledger (status, error, attempts) and left out of training. {examples}",
             stacklevel=2,
         )
-    logger.info("%s", summary)
-    console.print(f"[bold]done[/bold] {summary}", highlight=False)
+    if console.quiet:  # one message, not two: the console when progress is shown, else the log
+        logger.info("%s", summary)
+    else:
+        console.print(f"[bold]done[/bold] {summary}", highlight=False)
     return summary
 
 
@@ -195,14 +197,19 @@ def _run_chunks(
     if not todo:
         return counts, errors, retried
     label = f"{store.parent.name}/{store.name}"
-    logger.info(
-        "%s: %d chunks to simulate with %s (dashboard: %s)",
-        label,
-        len(todo),
-        simulator.name,
-        client.dashboard_link,
-    )
-    console.print(f"{label}: {len(todo)} chunks to simulate; dashboard: {client.dashboard_link}")
+    if console.quiet:
+        logger.info(
+            "%s: %d chunks to simulate with %s (dashboard: %s)",
+            label,
+            len(todo),
+            simulator.name,
+            client.dashboard_link,
+        )
+    else:
+        console.print(
+            f"{label}: {len(todo)} chunks to simulate with {simulator.name}; "
+            f"dashboard: {client.dashboard_link}"
+        )
     run_token = uuid.uuid4().hex[:8]  # task keys of two campaigns on equal labels never collide
     # a task's result, not scattered data: when workers retire (lifetime) or die, the scheduler
     # recomputes it on the new ones instead of losing it

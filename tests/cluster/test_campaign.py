@@ -226,4 +226,17 @@ def test_progress_bar_and_dashboard_url_are_shown(tmp_path, client, sim, capsys,
     assert "0 not ok" in shown and "/s" in shown  # failed count and rate on the bar
     assert "done p.zarr: 300 samples simulated (300 ok)" in shown  # the summary at the end
     assert f"dashboard: {client.dashboard_link}" in shown.replace("\n", "")
-    assert client.dashboard_link in caplog.text
+    assert client.dashboard_link not in caplog.text  # said once, on the console
+
+    with caplog.at_level("INFO", logger="emustudy.cluster"):
+        run_campaign(
+            sim,
+            tmp_path / "q.zarr",
+            n_samples=300,
+            campaign_seed=1,
+            chunk_size=100,
+            client=client,
+            progress=False,
+        )
+    assert capsys.readouterr().out == ""  # quiet: nothing on the console, the log has it
+    assert client.dashboard_link in caplog.text and "300 samples simulated" in caplog.text
