@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from pipelines.config import load_config
+from pipelines.config import StudyConfig, load_config
 from simulators.errors import EmustudyError
 
 __all__ = ["app", "main"]
@@ -35,6 +35,11 @@ def _setup_logging(quiet: bool) -> None:
     logging.getLogger("emustudy").setLevel(logging.WARNING if quiet else logging.INFO)
     for noisy in ("distributed", "lightning", "lightning.pytorch", "bokeh", "tornado"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _load(config: Path, output_dir: Path | None) -> StudyConfig:
+    """The study config, with ``--output-dir`` replacing its ``output_dir`` when given."""
+    return load_config(config, **({"output_dir": output_dir} if output_dir else {}))
 
 
 ConfigArgument = typer.Argument(..., exists=False, help="Study config (YAML).")
@@ -62,8 +67,7 @@ def run(
     from pipelines.study import run_study
 
     _setup_logging(quiet)
-    overrides = {"output_dir": output_dir} if output_dir else {}
-    study = load_config(config, **overrides)
+    study = _load(config, output_dir)
     result = run_study(study, progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
@@ -102,8 +106,7 @@ def _run_stages(
     from pipelines.study import run_stages
 
     _setup_logging(quiet)
-    overrides = {"output_dir": output_dir} if output_dir else {}
-    study = load_config(config, **overrides)
+    study = _load(config, output_dir)
     chosen = resolve_levels(study, levels)
     cluster = {"n_workers": workers, "dashboard_address": "127.0.0.1:0"} if workers else {}
     result = run_stages(
@@ -161,8 +164,7 @@ def report(
     from pipelines.study import run_stages
 
     _setup_logging(quiet)
-    overrides = {"output_dir": output_dir} if output_dir else {}
-    study = load_config(config, **overrides)
+    study = _load(config, output_dir)
     result = run_stages(study, ["report"], [], progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"report: {result.report}")
@@ -185,8 +187,7 @@ def submit(
     from pipelines.submit import submit_resources, submit_study, write_pipeline_scripts
 
     _setup_logging(quiet=True)
-    overrides = {"output_dir": output_dir} if output_dir else {}
-    study = load_config(config, **overrides)
+    study = _load(config, output_dir)
     profile = profile or study.cluster.profile
     if scripts_only:
         scripts = write_pipeline_scripts(
@@ -227,8 +228,7 @@ def status(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOpt
     from pipelines.status import study_status
 
     _setup_logging(quiet=True)
-    overrides = {"output_dir": output_dir} if output_dir else {}
-    study = load_config(config, **overrides)
+    study = _load(config, output_dir)
     found = study_status(study)
     table = Table(title=f"study {study.name} ({study.study_dir})")
     for header in ("stage", "level", "state", "SLURM job", "ok", "failed", "pending"):
@@ -264,8 +264,7 @@ def cancel(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOpt
     from pipelines.submit import cancel_study
 
     _setup_logging(quiet=True)
-    overrides = {"output_dir": output_dir} if output_dir else {}
-    cancelled = cancel_study(load_config(config, **overrides))
+    cancelled = cancel_study(_load(config, output_dir))
     if cancelled:
         console.print(f"cancelled jobs {', '.join(cancelled)}; done work is kept")
     else:

@@ -43,7 +43,10 @@ TINY = {
     ],
     "inference": {"hidden_features": 16, "num_transforms": 1, "stop_after_epochs": 3},
     "scores": {"posterior_samples": 200, "sbc_samples": 30},
-    "cluster": {"profile": "local", "overrides": {"n_workers": 1, "dashboard_address": ":0"}},
+    "cluster": {
+        "profile": "local",
+        "overrides": {"n_workers": 1, "dashboard_address": "127.0.0.1:0"},
+    },
 }
 WORKERS = ["--workers", "1", "--quiet"]
 
