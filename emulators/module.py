@@ -157,21 +157,16 @@ class ConditionalDensityModule(lightning.LightningModule):
                 f"set_normalisation needs theta (n, {self.theta_dim}) and x (n, {self.x_dim}) "
                 f"with the same n >= 2, got {tuple(theta.shape)} and {tuple(x.shape)}"
             )
-        for name, values in (("theta", theta), ("x", x)):
-            mean, std = values.mean(dim=0), values.std(dim=0)
-            constant = ~(std > 0)
-            if constant.any():
-                warnings.warn(
-                    f"{name} columns {constant.nonzero().flatten().tolist()} are constant in the "
-                    "training split; they are left unscaled",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                std = torch.where(constant, torch.ones_like(std), std)
-            getattr(self, f"{name}_mean").copy_(mean)
-            getattr(self, f"{name}_std").copy_(std)
+        self.set_statistics(
+            {
+                "theta_mean": theta.mean(dim=0),
+                "theta_std": theta.std(dim=0),
+                "x_mean": x.mean(dim=0),
+                "x_std": x.std(dim=0),
+            }
+        )
 
-    def set_statistics(self, statistics: dict[str, np.ndarray]) -> None:
+    def set_statistics(self, statistics: dict[str, np.ndarray | Tensor]) -> None:
         """Set the z-scoring from precomputed training-split statistics.
 
         Parameters
