@@ -15,6 +15,7 @@ import xarray as xr  # noqa: E402
 from pipelines.layout import CEILING  # noqa: E402
 
 __all__ = [
+    "first_replicate",
     "score_vs_level",
     "score_vs_emulator_error",
     "pair_plot",
@@ -24,6 +25,14 @@ __all__ = [
 ]
 
 _DPI = 110
+
+
+def first_replicate(values: xr.DataArray) -> xr.DataArray:
+    """The values of the first level and replicate (a level's scores carry both dims)."""
+    for dim in ("level", "replicate"):
+        if dim in values.dims:
+            values = values.isel({dim: 0})
+    return values
 
 
 def _png(fig: plt.Figure) -> bytes:
@@ -165,11 +174,7 @@ def sbc_histograms(scores: dict[str, xr.Dataset], n_bins: int = 10) -> bytes:
     )
     for ax, name in zip(axes[0], names, strict=True):
         ds = scores[name]
-        ranks = ds["sbc_rank"]
-        for dim in ("level", "replicate"):
-            if dim in ranks.dims:
-                ranks = ranks.isel({dim: 0})
-        values = ranks.values.ravel()
+        values = first_replicate(ds["sbc_rank"]).values.ravel()
         values = values[np.isfinite(values)]
         top = float(ds.attrs.get("n_sbc_samples", values.max() if values.size else 1))
         counts, edges = np.histogram(values, bins=n_bins, range=(0, top + 1))

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CEILING", "StudyLayout", "LevelLayout"]
+__all__ = ["CEILING", "StudyLayout", "LevelLayout", "level_name"]
 
 CEILING = "ceiling"
+
+
+def level_name(level: object | None) -> str:
+    """The folder name of a ladder level, or of the ceiling (``None``)."""
+    return CEILING if level is None else level.name  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

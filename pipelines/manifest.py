@@ -28,6 +28,17 @@ class Manifest:
             return {}
         return json.loads(self.path.read_text())
 
+    def state(self, stage: str, digest: str, outputs: list[Path]) -> str:
+        """``done`` (outputs exist, made by ``digest``), ``stale`` (an output exists that
+        another config made), ``partial`` (some outputs exist) or ``missing``."""
+        recorded = self.entries().get(stage)
+        present = [path.exists() for path in outputs]
+        if recorded is not None and recorded != digest and any(present):
+            return "stale"
+        if recorded == digest and all(present):
+            return "done"
+        return "partial" if any(present) else "missing"
+
     def is_done(self, stage: str, digest: str, outputs: list[Path]) -> bool:
         """True when ``outputs`` exist and were made by the config with ``digest``.
 
@@ -36,16 +47,17 @@ class Manifest:
         StaleOutputError
             If an output exists that a different config made.
         """
-        recorded = self.entries().get(stage)
-        present = [p for p in outputs if p.exists()]
-        if recorded is not None and recorded != digest and present:
+        state = self.state(stage, digest, outputs)
+        if state == "stale":
+            recorded = self.entries().get(stage)
+            present = [p for p in outputs if p.exists()]
             raise StaleOutputError(
                 f"{', '.join(str(p) for p in present)} was made by a different config "
                 f"(stage {stage!r}: made by config {recorded}, this config is {digest}). "
                 "Nothing was overwritten. Restore the config that made it, give the study another "
                 "name, or delete the stale output to recompute it."
             )
-        return recorded == digest and len(present) == len(outputs)
+        return state == "done"
 
     def mark_done(self, stage: str, digest: str) -> None:
         """Record that ``stage``'s outputs are complete for ``digest`` (atomic write)."""

@@ -77,9 +77,9 @@ class _Page:
 
 def trend_sentence(trend: xr.Dataset | None, score: str = "c2st", error: str = "c2st") -> str:
     """ "posterior C2ST rises by ... per unit of emulator ... (Spearman rho ...)", or ''."""
-    if trend is None or score not in trend["score"] or error not in trend["error"]:
+    cell = _trend_cell(trend, score, error)
+    if cell is None:
         return ""
-    cell = trend.sel(score=score, error=error)
     slope, rho = float(cell["slope"]), float(cell["spearman_rho"])
     if not np.isfinite(slope):
         return ""
@@ -114,18 +114,10 @@ def _pair_draws(data: ReportData) -> tuple[dict[str, np.ndarray], np.ndarray, li
     for name, ds in data.scores.items():
         if "pair_draws" not in ds:
             continue
-        sample = ds["pair_draws"]
-        for dim in ("level", "replicate"):
-            if dim in sample.dims:
-                sample = sample.isel({dim: 0})
-        draws[name] = sample.values
+        draws[name] = figures.first_replicate(ds["pair_draws"]).values
         names = [str(p) for p in ds["param"].values]
         if reference is None and "reference_draws" in ds:
-            ref = ds["reference_draws"]
-            for dim in ("level", "replicate"):
-                if dim in ref.dims:
-                    ref = ref.isel({dim: 0})
-            reference = ref.values
+            reference = figures.first_replicate(ds["reference_draws"]).values
     if not draws or reference is None:
         return None
     return draws, reference, names
@@ -263,8 +255,12 @@ def write_report(
     return index
 
 
-def _fit(trend: xr.Dataset | None, score: str, error: str) -> tuple[float | None, float | None]:
+def _trend_cell(trend: xr.Dataset | None, score: str, error: str) -> xr.Dataset | None:
     if trend is None or score not in trend["score"] or error not in trend["error"]:
-        return None, None
-    cell = trend.sel(score=score, error=error)
-    return float(cell["slope"]), float(cell["intercept"])
+        return None
+    return trend.sel(score=score, error=error)
+
+
+def _fit(trend: xr.Dataset | None, score: str, error: str) -> tuple[float | None, float | None]:
+    cell = _trend_cell(trend, score, error)
+    return (None, None) if cell is None else (float(cell["slope"]), float(cell["intercept"]))

@@ -17,7 +17,7 @@ import xarray as xr
 
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
-from pipelines.layout import CEILING, StudyLayout
+from pipelines.layout import CEILING, StudyLayout, level_name
 from simulators.store import open_store
 
 __all__ = ["SUMMARY_SCORES", "ReportData", "collect_report_data", "score_summary"]
@@ -140,7 +140,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
     """Read every level's scores, measured emulator error, timings and the trend file."""
     rows, scores, errors = [], {}, {}
     for level in [*config.ladder, None]:
-        name = CEILING if level is None else level.name
+        name = level_name(level)
         ds = load_scores(layout.level(name).scores)
         scores[name] = ds
         error = _open(layout.level(name).emulator_error) if level is not None else None

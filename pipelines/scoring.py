@@ -35,7 +35,7 @@ from inference.scores import (
 from inference.seeds import child_seed
 from inference.trend import score_trends
 from pipelines.config import StudyConfig
-from pipelines.layout import CEILING, StudyLayout
+from pipelines.layout import StudyLayout, level_name
 from simulators.base import ExactPosterior, Simulator
 from simulators.registry import make_simulator
 from simulators.store import load_pairs, open_store
@@ -134,7 +134,7 @@ def score_level(
     reference_seed: int,
 ) -> None:
     """Score every replicate of one level and write the level's ``scores.zarr``."""
-    name = CEILING if level is None else level.name
+    name = level_name(level)
     paths = layout.level(name)
     simulator = _simulator(config)
     settings = config.scores

@@ -23,7 +23,7 @@ from emulators.train import train_emulator
 from inference.seeds import child_seed
 from pipelines import scoring
 from pipelines.config import StudyConfig, digest
-from pipelines.layout import CEILING, StudyLayout
+from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
 from simulators.base import ExactPosterior
 from simulators.registry import make_simulator
@@ -146,7 +146,7 @@ def _run_levels(
     """Submit ``task`` for every level whose ``stage`` is not done, in parallel."""
     outcomes, futures = [], {}
     for level in levels:
-        name = CEILING if level is None else level.name
+        name = level_name(level)
         manifest, key = Manifest(layout.level(name).manifest), _level_digests(config, level)[stage]
         if manifest.is_done(stage, key, outputs(name)):
             outcomes.append(StageOutcome(stage, name, False, 0.0))
@@ -293,7 +293,7 @@ def infer(
     outcomes = _train_reference(config, layout, client)
 
     def arguments(level: FidelityLevel | None) -> tuple:
-        name = CEILING if level is None else level.name
+        name = level_name(level)
         store = layout.simulations("train") if level is None else layout.level(name).emulated
         limit = config.budgets.emulated_runs if level is None else None
         outs = [layout.level(name).replicate_posterior(i) for i in replicates]
@@ -363,7 +363,7 @@ def score(
             config,
             layout,
             level,
-            stage_seed(config.seed, "score", CEILING if level is None else level.name),
+            stage_seed(config.seed, "score", level_name(level)),
             stage_seed(config.seed, "observation-model"),
             stage_seed(config.seed, "reference"),
         ),

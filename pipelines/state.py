@@ -15,7 +15,7 @@ from typing import Literal
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig, digest
-from pipelines.layout import CEILING, StudyLayout
+from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
 from simulators.errors import EmustudyError, StoreError
 from simulators.store import Status, open_store
@@ -103,34 +103,31 @@ def _outputs(layout: StudyLayout, stage: str, name: str) -> list[Path]:
     }[stage]
 
 
-def _judge(recorded: str | None, wanted: str, outputs: list[Path]) -> State:
-    present = [path.exists() for path in outputs]
-    if recorded is not None and recorded != wanted and any(present):
-        return "stale"
-    if recorded == wanted and all(present):
-        return "done"
-    return "partial" if any(present) else "missing"
+def stage_states(
+    config: StudyConfig, layout: StudyLayout, *, counts: bool = True
+) -> list[StageState]:
+    """Every stage of the study, in pipeline order, as the study folder shows it.
 
-
-def stage_states(config: StudyConfig, layout: StudyLayout) -> list[StageState]:
-    """Every stage of the study, in pipeline order, as the study folder shows it."""
+    ``counts=False`` skips reading the stores' ledgers (prerequisite checks need only states).
+    """
+    tally = _counts if counts else lambda store: {}
     states = []
-    entries = Manifest(layout.manifest).entries()
+    simulations = Manifest(layout.manifest)
     for role in stages.ROLES:
         store = layout.simulations(role)
         wanted = digest(stages.simulation_digest(config), role)
-        state = _judge(entries.get(f"simulate-{role}"), wanted, [store])
-        states.append(StageState(f"simulate-{role}", None, state, _counts(store), store))
+        state = simulations.state(f"simulate-{role}", wanted, [store])
+        states.append(StageState(f"simulate-{role}", None, state, tally(store), store))
     for level in [*config.ladder, None]:
-        name = CEILING if level is None else level.name
-        recorded = Manifest(layout.level(name).manifest).entries()
+        name = level_name(level)
+        manifest = Manifest(layout.level(name).manifest)
         wanted = stages._level_digests(config, level)
         for stage in LEVEL_STAGES if level is not None else CEILING_STAGES:
             outputs = _outputs(layout, stage, name)
-            state = _judge(recorded.get(stage), wanted[stage], outputs)
+            state = manifest.state(stage, wanted[stage], outputs)
             store = outputs[0] if stage == "emulate" else None
-            counts = _counts(store) if store is not None else {}
-            states.append(StageState(stage, name, state, counts, store))
+            ledger = tally(store) if store is not None else {}
+            states.append(StageState(stage, name, state, ledger, store))
     return states
 
 
@@ -142,7 +139,7 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
     EmustudyError
         Naming the missing stage and the command that makes it.
     """
-    table = {(s.stage, s.level): s for s in stage_states(config, layout)}
+    table = {(s.stage, s.level): s for s in stage_states(config, layout, counts=False)}
     needed: list[tuple[str, str | None]] = []
     if stage != "simulate":
         needed += [(f"simulate-{role}", None) for role in stages.ROLES]
@@ -182,7 +179,7 @@ def move_stale_aside(
     list of Path
         Where stale folders went.
     """
-    states = stage_states(config, layout)
+    states = stage_states(config, layout, counts=False)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     moved = []
     for name in names:

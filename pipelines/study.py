@@ -20,12 +20,12 @@ from cluster.client import cluster_client
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig, digest
-from pipelines.layout import CEILING, StudyLayout
+from pipelines.layout import StudyLayout, level_name
 from pipelines.manifest import Manifest
 from pipelines.report import write_report
 from pipelines.report_data import collect_report_data
 from pipelines.stages import StageOutcome
-from pipelines.state import move_stale_aside, require_done
+from pipelines.state import level_names, move_stale_aside, require_done
 
 __all__ = [
     "STAGES",
@@ -84,16 +84,16 @@ def write_resolved_config(config: StudyConfig, layout: StudyLayout) -> None:
 
 def report_key(config: StudyConfig, layout: StudyLayout) -> str:
     """Digest of the scores a report is built from: it changes when any level is rescored."""
-    names = [level.name for level in config.ladder] + [CEILING]
+    names = level_names(config)
     scored = [Manifest(layout.level(n).manifest).entries().get("score") for n in names]
     return digest(scored, config.report, REPORT_VERSION)
 
 
 def report_done(config: StudyConfig, layout: StudyLayout) -> bool:
     """Whether ``report/`` holds the report of the study's current scores."""
-    recorded = Manifest(layout.report / "manifest.json").entries().get("report")
     outputs = [layout.report / "index.html", layout.report / "scores.csv"]
-    return recorded == report_key(config, layout) and all(p.exists() for p in outputs)
+    manifest = Manifest(layout.report / "manifest.json")
+    return manifest.state("report", report_key(config, layout), outputs) == "done"
 
 
 def _report(config: StudyConfig, layout: StudyLayout) -> StageOutcome:
@@ -146,10 +146,6 @@ def study_client(
             record.unlink(missing_ok=True)
 
 
-def _name(level: FidelityLevel | None) -> str:
-    return CEILING if level is None else level.name
-
-
 def run_stages(
     config: StudyConfig,
     stages_to_run: list[str],
@@ -191,9 +187,7 @@ def run_stages(
     layout = StudyLayout(config.study_dir)
     ordered = [stage for stage in STAGES if stage in stages_to_run]
     if replace_stale:
-        names = ([None] if "simulate" in ordered else []) + [
-            CEILING if level is None else level.name for level in levels
-        ]
+        names = ([None] if "simulate" in ordered else []) + [level_name(level) for level in levels]
         for moved in move_stale_aside(config, layout, names):
             logger.warning("outputs of a different config moved to %s", moved)
     if ordered:  # fail before starting a cluster; later stages read what earlier ones make
@@ -201,7 +195,7 @@ def run_stages(
         for level in levels if first not in ("simulate", "report") else [None]:
             if first in ("train-emulator", "emulate") and level is None:
                 continue
-            name = None if first in ("simulate", "report") else _name(level)
+            name = None if first in ("simulate", "report") else level_name(level)
             require_done(config, layout, first, name)
     needs_client = any(stage != "report" for stage in ordered)
     if client is None and needs_client:
@@ -227,7 +221,7 @@ def run_stages(
             run.outcomes.append(_report(config, layout))
             continue
         for level in chosen:
-            require_done(config, layout, stage, CEILING if level is None else level.name)
+            require_done(config, layout, stage, level_name(level))
         if chosen:
             done = _LEVEL_STAGES[stage](config, layout, client, chosen, progress)
             record_timings(layout, [o for o in done if o.ran])  # before the report reads them

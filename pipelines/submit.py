@@ -191,7 +191,7 @@ def submit_study(
     resources = submit_resources(profile, profiles_file)
     layout = StudyLayout(config.study_dir.resolve())
     config = config.model_copy(update={"output_dir": config.output_dir.resolve()})
-    states = stage_states(config, layout)
+    states = stage_states(config, layout, counts=False)
     stale = [s for s in states if s.state == "stale"]
     if stale:
         where = ", ".join(f"{s.stage}{f' ({s.level})' if s.level else ''}" for s in stale)
