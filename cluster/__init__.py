@@ -1,7 +1,13 @@
 """Cluster: Dask clients from named profiles, campaigns, and the local SLURM for tests."""
 
 from cluster.campaign import CampaignSummary, run_campaign, simulate_chunk
-from cluster.client import WORKER_ENVIRONMENT, close_client, cluster_client, make_client
+from cluster.client import (
+    WORKER_DASK_SETTINGS,
+    WORKER_ENVIRONMENT,
+    close_client,
+    cluster_client,
+    make_client,
+)
 from cluster.lock import StoreLock
 from cluster.profiles import LocalProfile, SlurmProfile, load_profile
 from cluster.settings import CampaignSettings
@@ -12,6 +18,7 @@ __all__ = [
     "LocalProfile",
     "SlurmProfile",
     "StoreLock",
+    "WORKER_DASK_SETTINGS",
     "WORKER_ENVIRONMENT",
     "close_client",
     "cluster_client",

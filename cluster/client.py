@@ -8,13 +8,21 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dask
 from distributed import Client, LocalCluster
 
 from cluster.profiles import LocalProfile, SlurmProfile, load_profile
 
-__all__ = ["WORKER_ENVIRONMENT", "make_client", "close_client", "cluster_client"]
+__all__ = [
+    "WORKER_DASK_SETTINGS",
+    "WORKER_ENVIRONMENT",
+    "make_client",
+    "close_client",
+    "cluster_client",
+    "slurm_cluster_options",
+]
 
 logger = logging.getLogger("emustudy.cluster")
 
@@ -27,11 +35,25 @@ WORKER_ENVIRONMENT = {
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
 }
-# The statistical profiler cost ~5 % on CPU-bound simulators (FACTS.md).
-_DASK_SETTINGS = {
+# The statistical profiler cost ~5 % on CPU-bound simulators (FACTS.md). The event loops' 20 ms
+# tick and 0.1-0.5 s monitors take the GIL from a simulator made of many small numpy calls many
+# times a second: on 2 busy cores that cost a campaign ~10 % (benchmarks/campaign_throughput.py).
+WORKER_DASK_SETTINGS = {
     "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+_DASK_SETTINGS = {
+    **WORKER_DASK_SETTINGS,
     "distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
 }
+
+
+def _dask_environment_variable(key: str, value: object) -> str:
+    """``distributed.admin.tick.interval`` -> ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s``."""
+    name = "DASK_" + "__".join(part.upper().replace("-", "_") for part in key.split("."))
+    return f"{name}={value}"
 
 
 def _local_cluster(profile: LocalProfile) -> LocalCluster:
@@ -57,15 +79,17 @@ def _local_cluster(profile: LocalProfile) -> LocalCluster:
                 os.environ[key] = value
 
 
-def _slurm_cluster(profile: SlurmProfile):
-    from dask_jobqueue import SLURMCluster
-
+def slurm_cluster_options(profile: SlurmProfile) -> dict[str, Any]:
+    """The keyword arguments of the ``SLURMCluster`` a profile describes (no job is started)."""
     prologue = [f"export {key}={value}" for key, value in WORKER_ENVIRONMENT.items()]
-    prologue.append("export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False")
+    prologue += [
+        f"export {_dask_environment_variable(key, value)}"
+        for key, value in WORKER_DASK_SETTINGS.items()
+    ]
     scheduler_options = {"dashboard_address": profile.dashboard_address}
     if profile.scheduler_host:
         scheduler_options["host"] = profile.scheduler_host
-    cluster = SLURMCluster(
+    return dict(
         cores=profile.cores,
         processes=profile.processes,
         memory=profile.memory,
@@ -83,6 +107,12 @@ def _slurm_cluster(profile: SlurmProfile):
         worker_extra_args=profile.worker_lifetime_args(),
         security=profile.security or None,
     )
+
+
+def _slurm_cluster(profile: SlurmProfile):
+    from dask_jobqueue import SLURMCluster
+
+    cluster = SLURMCluster(**slurm_cluster_options(profile))
     if profile.adaptive:
         cluster.adapt(minimum_jobs=profile.minimum_jobs or 0, maximum_jobs=profile.maximum_jobs)
     else:

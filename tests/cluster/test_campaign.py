@@ -216,6 +216,22 @@ def test_worker_environment_does_not_leak_into_the_driver(client):
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") != WORKER_ENVIRONMENT["MALLOC_TRIM_THRESHOLD_"]
 
 
+def test_workers_wake_their_event_loops_rarely_locally_and_on_slurm(client):
+    import dask
+
+    from cluster import WORKER_DASK_SETTINGS
+    from cluster.client import slurm_cluster_options
+    from cluster.profiles import load_profile
+
+    keys = sorted(WORKER_DASK_SETTINGS)
+    on_workers = client.run(lambda: [dask.config.get(key) for key in keys])
+    assert all(values == [WORKER_DASK_SETTINGS[k] for k in keys] for values in on_workers.values())
+    assert dask.config.get("distributed.admin.tick.interval") != "1s"  # the driver is untouched
+    prologue = slurm_cluster_options(load_profile("slurm-local"))["job_script_prologue"]
+    assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s" in prologue
+    assert "export DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL=1s" in prologue
+
+
 def test_progress_bar_and_dashboard_url_are_shown(tmp_path, client, sim, capsys, caplog):
     with caplog.at_level("INFO", logger="emustudy.cluster"):
         run_campaign(
