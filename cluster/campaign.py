@@ -6,6 +6,11 @@ computes and writes one whole chunk (see :mod:`cluster.execute` for retries and 
 only submits chunks that still hold pending rows, so a campaign killed at any moment resumes
 where it stopped. One campaign at a time writes a store (:mod:`cluster.lock`). A chunk whose
 workers die (retired at their lifetime, preempted) is resubmitted; its writes are idempotent.
+
+Before anything runs, a resumed campaign checks its store: chunks of another size than its
+``chunk_size`` are refused (two tasks would share a chunk file), and chunks whose files are
+truncated, corrupt or missing are reported and simulated again, alone (never the whole store).
+A full disk stops the campaign with an error that says so; the chunks written are kept.
 """
 
 from __future__ import annotations
@@ -27,8 +32,15 @@ from cluster.lock import StoreLock
 from cluster.progress import campaign_bar
 from cluster.settings import CampaignSettings
 from simulators.base import Simulator
-from simulators.errors import ConfigError, EmustudyError
-from simulators.store import create_store, pending_chunks, store_identity
+from simulators.errors import ConfigError, EmustudyError, StoreError
+from simulators.permissions import safe_umask
+from simulators.store import (
+    create_store,
+    discard_corrupt_chunks,
+    disk_full,
+    pending_chunks,
+    store_identity,
+)
 
 __all__ = ["CampaignSummary", "ChunkResult", "run_campaign", "simulate_chunk"]
 
@@ -110,7 +122,8 @@ def run_campaign(
     ConfigError
         For non-positive sizes or a negative seed.
     StoreError
-        If ``store`` holds another campaign, or another campaign is writing it.
+        If ``store`` holds another campaign or chunks of another size than ``chunk_size``,
+        another campaign is writing it, or its disk is full (rerun once there is room).
     """
     if n_samples <= 0 or chunk_size <= 0 or campaign_seed < 0:
         raise ConfigError(
@@ -128,8 +141,9 @@ def run_campaign(
         extra={**(attrs or {}), "campaign": settings.identity()},
     )
     console = Console(stderr=False, quiet=not progress)
-    with StoreLock(store):
-        create_store(store, identity, simulator.prior.names, simulator.output_names)
+    with safe_umask(), StoreLock(store):
+        if not create_store(store, identity, simulator.prior.names, simulator.output_names):
+            _repair(store)
         todo = pending_chunks(store)
         try:
             totals = _run_chunks(simulator, store, todo, campaign_seed, settings, client, console)
@@ -164,6 +178,18 @@ def run_campaign(
     else:
         console.print(f"[bold]done[/bold] {summary}", highlight=False)
     return summary
+
+
+def _repair(store: Path) -> None:
+    """Make the chunks with damaged files pending again, saying which (see the module doc)."""
+    damaged = discard_corrupt_chunks(store)
+    if damaged:
+        warnings.warn(
+            f"{store}: {len(damaged)} chunk files were damaged; the rows of their chunks are "
+            f"simulated again (the same bytes), the rest of the store is kept: "
+            + "; ".join(damaged),
+            stacklevel=3,
+        )
 
 
 def _cancel(futures: dict[Future, Any]) -> None:
@@ -257,6 +283,14 @@ def _run_chunks(
                 ) from err
             except Exception as err:
                 _cancel(futures)
+                if disk_full(err):
+                    raise StoreError(
+                        f"the disk holding {store} is full (no space left on device, or the "
+                        f"quota is spent) while writing samples {start}:{stop}. The chunks "
+                        "written so far are kept and the store still opens; free space (or move "
+                        "the store to a larger disk) and run the same campaign again: it "
+                        "simulates the missing chunks only"
+                    ) from err
                 raise EmustudyError(
                     f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks "
                     "written so far are kept and a rerun resumes from them"

@@ -1,8 +1,10 @@
 """Simulate one chunk of a campaign on a worker: batches, per-sample retries, timeouts, ledger.
 
-A chunk runs in batches. A batch that raises, dies, times out or returns a wrong shape is split
-into single samples, so one bad theta never fails its neighbours; each of those runs alone, and
-one that raises is retried up to ``retries`` times. Per row the ledger records the status, the
+A chunk runs in batches. A batch that raises, dies, times out or returns a wrong shape or dtype
+is split into single samples, so one bad theta never fails its neighbours; each of those runs
+alone, and one that raises is retried up to ``retries`` times. A sample whose output has the
+wrong shape or is not real numbers (complex, strings, objects) is INVALID, with the problem and
+its fix in its error text. Per row the ledger records the status, the
 last error text, the runs it took (``attempts``: 1 when its batch succeeded, else its own runs),
 the seconds spent, the host and the SLURM job id.
 """
@@ -160,13 +162,18 @@ def _run_alone(ledger: _Ledger, i: int, call, retries: int, n_outputs: int) -> N
         spent += outcome.seconds
         if outcome.timed_out:  # a hang is not retried: it would cost the timeout again
             status, error = Status.TIMEOUT, outcome.error
+        elif outcome.invalid:  # the same answer again: not retried
+            status, error = Status.INVALID, outcome.error
         elif outcome.error is not None:
             status, error = Status.FAILED, outcome.error
             if attempt <= retries:
                 continue
         elif outcome.x.shape != (1, n_outputs):
             status = Status.INVALID
-            error = f"output shape {outcome.x.shape}, expected {(1, n_outputs)}"
+            error = (
+                f"output shape {outcome.x.shape}, expected {(1, n_outputs)}: simulate() must "
+                f"return one row of {n_outputs} values (one per output name) per theta row"
+            )
         else:
             _accept(ledger, i, outcome.x, spent, attempts=attempt)
             return

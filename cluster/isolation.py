@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:  # the child runs this file as a script and imports only what it unpickles
     from simulators.base import Simulator
 
-__all__ = ["CallOutcome", "IsolatedSimulator", "call_in_process", "main"]
+__all__ = ["CallOutcome", "IsolatedSimulator", "as_output", "call_in_process", "main"]
 
 _HEADER = struct.Struct("<Q")
 _STARTUP_TIMEOUT_S = 120.0  # importing torch in a busy child can take a while; not the sim's time
@@ -35,16 +35,48 @@ _STARTUP_TIMEOUT_S = 120.0  # importing torch in a busy child can take a while; 
 
 @dataclass(frozen=True)
 class CallOutcome:
-    """The result of one simulator call: ``x`` or an error text, and whether it timed out."""
+    """The result of one simulator call: ``x`` or an error text, whether it timed out, and
+    whether the simulator returned something that is not numbers of one shape (``invalid``:
+    running it again would not help)."""
 
     x: np.ndarray | None
     error: str | None = None
     timed_out: bool = False
     seconds: float = 0.0
+    invalid: bool = False
 
 
 def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
+
+
+_FIX = "simulate() must return real numbers, an array of shape (batch, n_outputs)"
+
+
+def as_output(raw: Any) -> tuple[np.ndarray | None, str | None]:
+    """A simulator's answer as float64, or None and what is wrong with it.
+
+    Integers, booleans and floats convert; complex numbers, strings, objects that are not
+    numbers, and rows of different lengths do not (their conversion would drop or invent data).
+
+    Returns
+    -------
+    x : (batch, n_outputs) float64 or None
+    problem : str or None
+    """
+    try:
+        x = np.asarray(raw)
+    except ValueError as err:  # rows of different lengths
+        return None, f"output rows of different shapes ({err}); {_FIX}"
+    if x.dtype.kind in "biuf":
+        return x.astype(np.float64, copy=False), None
+    if x.dtype.kind == "O":
+        try:
+            return np.asarray(x, dtype=np.float64), None
+        except (TypeError, ValueError):
+            pass
+    kind = "complex numbers" if x.dtype.kind == "c" else "not real numbers"
+    return None, f"output dtype {x.dtype} ({kind}); {_FIX}"
 
 
 def call_in_process(simulator: Simulator, theta: np.ndarray, seeds: np.ndarray) -> CallOutcome:
@@ -57,10 +89,11 @@ def call_in_process(simulator: Simulator, theta: np.ndarray, seeds: np.ndarray) 
     """
     began = time.perf_counter()
     try:
-        x = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
+        raw = simulator.simulate(theta, seeds)
     except Exception as err:  # recorded in the ledger, not raised
         return CallOutcome(None, _describe(err), seconds=time.perf_counter() - began)
-    return CallOutcome(x, seconds=time.perf_counter() - began)
+    x, problem = as_output(raw)
+    return CallOutcome(x, problem, seconds=time.perf_counter() - began, invalid=bool(problem))
 
 
 def _send(stream: BinaryIO, obj: Any) -> None:
@@ -160,7 +193,7 @@ class IsolatedSimulator:
         kind, value = answer
         if kind == "ok":
             return CallOutcome(value, seconds=seconds)
-        return CallOutcome(None, value, seconds=seconds)
+        return CallOutcome(None, value, seconds=seconds, invalid=kind == "invalid")
 
     def close(self) -> None:
         """Kill the child, if any, and reap it."""
@@ -205,7 +238,10 @@ def main() -> None:
     while True:
         theta, seeds = receive()
         outcome = call_in_process(simulator, theta, seeds)
-        _send(sink, ("ok", outcome.x) if outcome.error is None else ("error", outcome.error))
+        if outcome.error is None:
+            _send(sink, ("ok", outcome.x))
+        else:
+            _send(sink, ("invalid" if outcome.invalid else "error", outcome.error))
 
 
 if __name__ == "__main__":

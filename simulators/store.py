@@ -19,26 +19,39 @@ nothing that depends on when or where the campaign ran. Every variable is chunke
 one. Data and ledger are written before status: a row whose status is not PENDING is complete.
 Only :data:`TIMING_VARIABLES` record when and where a row ran; everything else in a store is the
 same bytes whatever the cluster, the schedule or the interruptions.
+
+Every chunk file ends with a CRC-32C checksum (the Zarr v3 ``crc32c`` codec). Stores opened with
+:func:`open_store` or :func:`open_group` check each chunk they read and raise a
+:class:`StoreError` naming the file when it is truncated or corrupt, instead of handing out
+garbage; :func:`discard_corrupt_chunks` finds such files so that a campaign recomputes them.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import struct
 import uuid
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.storage import LocalStore
 
 from simulators.base import Simulator
 from simulators.errors import StoreError
+from simulators.permissions import safe_umask, tighten_umask
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -48,10 +61,14 @@ __all__ = [
     "Status",
     "create_store",
     "open_store",
+    "open_group",
     "write_rows",
     "pending_chunks",
     "load_pairs",
     "store_identity",
+    "corrupt_chunks",
+    "discard_corrupt_chunks",
+    "disk_full",
 ]
 
 SCHEMA_VERSION = 2
@@ -61,6 +78,11 @@ TIMING_VARIABLES = ("elapsed", "host", "job_id")
 # uncompressed: random floats barely compress, and raw chunks are written at np.save's speed;
 # the strings (mostly padding) keep zarr's default zstd
 _RAW = ("theta", "x", "seed", "status", "attempts", "elapsed", "job_id")
+_VARIABLES = _RAW + ("error", "host")
+_REPAIR = (
+    "Rerun the campaign with the same arguments (`emustudy run`): it simulates the rows of "
+    "damaged chunk files again, and only those; or restore the store from a copy"
+)
 
 
 class Status(IntEnum):
@@ -136,10 +158,18 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
             details = "; ".join(
                 f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in mismatched.items()
             )
+            fix = "Use another store path, or delete this store to recompute it."
+            if "chunk_size" in mismatched:
+                stored = mismatched["chunk_size"][0]
+                fix = (
+                    "A store's chunk size is fixed when it is created: each task writes one "
+                    f"whole {stored}-row chunk file, so that no two tasks share one. Resume with "
+                    f"chunk_size={stored}, or use another store path."
+                )
             raise StoreError(
-                f"{path} holds a different campaign ({details}). Nothing was written. "
-                "Use another store path, or delete this store to recompute it."
+                f"{path} holds a different campaign ({details}). Nothing was written. {fix}"
             )
+        _check_chunking(path, int(identity["chunk_size"]))
         return False
     import dask.array as da  # only creating a store needs dask (lazy, never-written templates)
 
@@ -172,17 +202,177 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
         "flag_values": [int(s) for s in Status],
         "flag_meanings": " ".join(s.name.lower() for s in Status),
     }
-    encoding = {
-        name: {"chunks": (chunk,) + template[name].shape[1:]} for name in template.data_vars
-    }
+    # every chunk file ends with its CRC-32C, so a damaged one is an error, never data
+    zstd = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+    encoding: dict[str, dict[str, Any]] = {name: {"compressors": zstd} for name in template.coords}
+    for name in template.data_vars:
+        encoding[name] = {
+            "chunks": (chunk,) + template[name].shape[1:],
+            "compressors": (Crc32cCodec(),) if name in _RAW else zstd,
+        }
     # fill values make never-written chunks read as PENDING / empty, not as arbitrary zeros
     for name, fill in (("status", Status.PENDING), ("error", ""), ("host", ""), ("job_id", -1)):
         encoding[name]["fill_value"] = fill
-    for name in _RAW:
-        encoding[name]["compressors"] = None
-    with _quiet_strings():
-        template.to_zarr(path, mode="w-", compute=False, encoding=encoding, consolidated=False)
+    try:
+        with _quiet_strings(), safe_umask():
+            template.to_zarr(path, mode="w-", compute=False, encoding=encoding, consolidated=False)
+    except OSError as err:
+        shutil.rmtree(path, ignore_errors=True)  # holds no rows yet; a half-made one would not open
+        why = "the disk is full" if disk_full(err) else f"{err!r}"
+        raise StoreError(
+            f"could not create the store {path}: {why}. Nothing was kept; free space (or choose "
+            "a path on a larger disk) and run the campaign again"
+        ) from err
     return True
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether ``err``, or an exception it was raised from, says the disk or quota is full."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _check_chunking(path: Path, chunk_size: int) -> None:
+    """Refuse a store whose arrays are not chunked by the campaign's ``chunk_size`` rows."""
+    for name in _VARIABLES:
+        rows = _layout(path, name)["chunk_grid"]["configuration"]["chunk_shape"][0]
+        if rows != chunk_size:
+            raise StoreError(
+                f"{path / name} is chunked by {rows} rows, but the campaign of {path} writes "
+                f"chunk_size={chunk_size} rows per task: two tasks would write the same chunk "
+                "file and lose each other's rows. Nothing was written. The store was rechunked "
+                f"after its campaign created it; rechunk its arrays back to {chunk_size} rows, "
+                "or run the campaign into a new store path."
+            )
+
+
+def _layout(path: Path, name: str) -> dict[str, Any]:
+    """The Zarr v3 metadata of array ``name`` of the store at ``path``."""
+    file = Path(path) / name / "zarr.json"
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(
+            f"{file} is missing or unreadable ({err}); {path} is damaged. Restore it from a copy, "
+            "or delete it and run the campaign again"
+        ) from err
+
+
+def _crc32c(buffer: Any) -> int:
+    view = np.frombuffer(buffer, dtype=np.uint8)
+    view.flags.writeable = False  # google_crc32c takes read-only buffers only
+    return google_crc32c.value(view)
+
+
+def _chunk_problem(meta: dict[str, Any], data: np.ndarray) -> str | None:
+    """What is wrong with the bytes ``data`` (uint8) of one chunk file, or None.
+
+    A chunk ending with the ``crc32c`` codec must match its checksum; without one (stores written
+    before checksums), a raw chunk must at least have its exact size.
+    """
+    codecs = meta["codecs"]
+    if codecs[-1]["name"] == "crc32c":
+        if len(data) < 4:
+            return f"is truncated: {len(data)} bytes, too few for its checksum"
+        stored = int.from_bytes(data[-4:].tobytes(), "little")
+        if _crc32c(data[:-4]) != stored:
+            return f"is corrupt or truncated: its CRC-32C does not match its {len(data)} bytes"
+        return None
+    if len(codecs) == 1 and isinstance(meta["data_type"], str):
+        shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
+        expected = int(np.prod(shape)) * np.dtype(meta["data_type"]).itemsize
+        if len(data) != expected:
+            return f"is truncated or corrupt: {len(data)} bytes, expected {expected}"
+    return None
+
+
+class _CheckedStore(LocalStore):
+    """A local Zarr store that checks each chunk file it reads (see :func:`_chunk_problem`)."""
+
+    def __init__(self, root: Path | str, *, read_only: bool = False) -> None:
+        super().__init__(root, read_only=read_only)
+        self._layouts: dict[str, dict[str, Any]] = {}
+
+    def get_sync(self, key: str, *, prototype=None, byte_range=None):
+        buffer = super().get_sync(key, prototype=prototype, byte_range=byte_range)
+        return self._checked(key, buffer, byte_range)
+
+    async def get(self, key: str, prototype=None, byte_range=None):
+        buffer = await super().get(key, prototype, byte_range)
+        return self._checked(key, buffer, byte_range)
+
+    def _checked(self, key: str, buffer: Any, byte_range: Any) -> Any:
+        name, separator, _ = key.partition("/c/")
+        if buffer is None or byte_range is not None or not separator or "/" in name:
+            return buffer
+        if name not in self._layouts:
+            self._layouts[name] = _layout(self.root, name)
+        problem = _chunk_problem(self._layouts[name], buffer.as_numpy_array())
+        if problem:
+            raise StoreError(f"the chunk file {self.root / key} {problem}. {_REPAIR}.")
+        return buffer
+
+
+def open_group(path: Path, mode: str = "r") -> zarr.Group:
+    """The store as a Zarr group whose reads check every chunk file (see :func:`open_store`)."""
+    store = _CheckedStore(Path(path), read_only=mode == "r")
+    return zarr.open_group(store, mode=mode, use_consolidated=False)
+
+
+def corrupt_chunks(path: Path) -> list[tuple[Path, str]]:
+    """Chunk files of a store that are truncated, corrupt, or missing for rows marked done.
+
+    Reads every chunk file once (the cost of reading the store).
+
+    Returns
+    -------
+    problems : list of (file, what is wrong with it)
+    """
+    path = Path(path)
+    done_dir = path / "status" / "c"
+    done = {p.name for p in done_dir.iterdir() if p.is_file()} if done_dir.is_dir() else set()
+    problems = []
+    for name in _VARIABLES:
+        meta, folder = _layout(path, name), path / name / "c"
+        files = sorted(folder.rglob("*")) if folder.is_dir() else []
+        files = [p for p in files if p.is_file() and not p.name.endswith(".partial")]
+        for file in files:
+            problem = _chunk_problem(meta, np.fromfile(file, dtype=np.uint8))
+            if problem:
+                problems.append((file, problem))
+        if name != "error":  # an error chunk is not written when all its rows are OK
+            present = {file.relative_to(folder).parts[0] for file in files}
+            extra = ["0"] * (len(meta["shape"]) - 1)
+            for index in sorted(done - present, key=int):
+                missing = folder.joinpath(index, *extra)
+                problems.append((missing, "is missing, but its rows are done"))
+    return problems
+
+
+def discard_corrupt_chunks(path: Path) -> list[str]:
+    """Mark the rows of damaged chunk files pending again and delete those files.
+
+    Each damaged chunk's status file goes first, so the rows read as PENDING from then on and an
+    interrupted call leaves a consistent store; a campaign then simulates them again (the same
+    bytes, the seeds being per sample).
+
+    Returns
+    -------
+    problems : list of str
+        One line per damaged file, naming it.
+    """
+    path = Path(path)
+    problems = corrupt_chunks(path)
+    for file, _ in problems:
+        (path / "status" / "c" / file.relative_to(path).parts[2]).unlink(missing_ok=True)
+    for file, _ in problems:
+        file.unlink(missing_ok=True)
+    return [f"{file} {problem}" for file, problem in problems]
 
 
 def _jsonable(value: Any) -> Any:
@@ -194,19 +384,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def open_store(path: Path) -> xr.Dataset:
-    """Open a store lazily.
+    """Open a store lazily; reading a truncated or corrupt chunk file raises a StoreError.
 
     Raises
     ------
     StoreError
-        If ``path`` is missing or not a simulation store of this schema version.
+        If ``path`` is missing or not a simulation store of this schema version, and on reading
+        a damaged chunk file (naming it).
     """
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no simulation store at {path}; run the campaign (`emustudy run`) first")
     try:
         with _quiet_strings():
-            ds = xr.open_zarr(path, consolidated=False)
+            ds = xr.open_zarr(_CheckedStore(path, read_only=True), consolidated=False)
+    except StoreError:
+        raise
     except Exception as err:
         raise StoreError(f"{path} is not a readable Zarr store: {err}") from err
     found = ds.attrs.get("schema_version")
@@ -253,6 +446,7 @@ def write_rows(
     job_id : int
         The SLURM job id, or -1.
     """
+    tighten_umask()  # on a worker: its chunk files must not be group- or world-writable
     rows = len(theta)
     region = slice(start, start + rows)
     error = np.full(rows, "") if error is None else np.asarray(error, dtype=str)
@@ -303,22 +497,34 @@ _BYTES_CODECS = ({"name": "bytes", "configuration": {"endian": "little"}}, {"nam
 _DEFAULT_KEYS = {"name": "default", "configuration": {"separator": "/"}}
 
 
+_OVERLAP_BYTES = 1 << 20
+_writers: list[ThreadPoolExecutor] = []
+
+
+def _writer() -> ThreadPoolExecutor:
+    if not _writers:
+        _writers.append(ThreadPoolExecutor(max_workers=4, thread_name_prefix="emustudy-write"))
+    return _writers[0]
+
+
 def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bool:
     """Write one whole chunk of an array as its file, the bytes zarr itself would write.
 
-    With the little-endian ``bytes`` codec and at most zstd after it, a Zarr v3 chunk file is the
-    chunk's C-order bytes (padded with the fill value at the array's edge), zstd-compressed by
-    the very numcodecs codec zarr uses. Writing it straight from the array (to a temporary file
-    renamed into place, as zarr does) skips zarr's per-call machinery and its copy per codec: the
-    difference between ~10 % and ~50 % of np.save's speed. Returns False, writing nothing, when
-    the array is laid out otherwise or the rows are not one whole chunk.
+    With the little-endian ``bytes`` codec, then at most zstd and a ``crc32c``, a Zarr v3 chunk
+    file is the chunk's C-order bytes (padded with the fill value at the array's edge),
+    zstd-compressed by the very numcodecs codec zarr uses, then their little-endian CRC-32C.
+    Writing it straight from the array (to a temporary file renamed into place, as zarr does)
+    skips zarr's per-call machinery and its copy per codec: the difference between ~10 % and
+    ~50 % of np.save's speed. Returns False, writing nothing, when the array is laid out otherwise
+    or the rows are not one whole chunk.
     """
     meta = json.loads((path / name / "zarr.json").read_text())
     chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
     codecs, rows, n = meta["codecs"], len(value), meta["shape"][0]
-    zstd = codecs[1:] == [] or (len(codecs) == 2 and codecs[1]["name"] == "zstd")
+    checksum = codecs[-1]["name"] == "crc32c"
+    compressors = codecs[1 : len(codecs) - checksum]
     if (
-        not zstd
+        [c["name"] for c in compressors] not in ([], ["zstd"])
         or codecs[0] not in _BYTES_CODECS
         or meta.get("chunk_key_encoding") != _DEFAULT_KEYS
         or list(value.shape[1:]) != chunk[1:]
@@ -335,16 +541,25 @@ def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bo
         padded[:rows] = data
         data = padded
     payload = memoryview(data).cast("B")
-    if len(codecs) == 2:
+    if compressors:
         from numcodecs import Zstd
 
-        payload = Zstd.from_config(codecs[1]["configuration"]).encode(payload)
+        payload = Zstd.from_config(compressors[0]["configuration"]).encode(payload)
     file = path.joinpath(name, "c", str(start // chunk[0]), *["0"] * (len(chunk) - 1))
     file.parent.mkdir(parents=True, exist_ok=True)
     partial = file.with_name(f"{file.name}.{uuid.uuid4().hex}.partial")
     try:
         with open(partial, "wb") as stream:
-            stream.write(payload)
+            if checksum and len(payload) >= _OVERLAP_BYTES:
+                # the write releases the GIL: checksum the bytes while the kernel copies them
+                written = _writer().submit(stream.write, payload)
+                crc = _crc32c(payload)
+                written.result()
+                stream.write(struct.pack("<I", crc))
+            else:
+                stream.write(payload)
+                if checksum:
+                    stream.write(struct.pack("<I", _crc32c(payload)))
         os.replace(partial, file)
     finally:
         partial.unlink(missing_ok=True)
@@ -384,7 +599,8 @@ def load_pairs(
     Raises
     ------
     StoreError
-        If rows are still pending (the campaign has not finished).
+        If rows are still pending (the campaign has not finished), a chunk file is damaged, or
+        a row marked OK holds NaN or inf (a damaged or missing chunk file, named).
     """
     ds = open_store(path)
     status = ds["status"].values
@@ -397,4 +613,14 @@ def load_pairs(
     keep = np.flatnonzero(status == Status.OK)
     if limit is not None:
         keep = keep[:limit]
-    return ds["theta"].values[keep], ds["x"].values[keep], counts
+    theta, x = ds["theta"].values[keep], ds["x"].values[keep]
+    broken = ~(np.isfinite(theta).all(axis=1) & np.isfinite(x).all(axis=1))
+    if broken.any():
+        row = int(keep[np.argmax(broken)])
+        index = row // int(ds.attrs["chunk_size"])
+        files = " or ".join(str(path / name / "c" / str(index) / "0") for name in ("theta", "x"))
+        raise StoreError(
+            f"{path}: {int(broken.sum())} rows marked OK hold NaN or inf, the first is row {row}: "
+            f"the chunk file {files} is damaged or missing. {_REPAIR}."
+        )
+    return theta, x, counts
