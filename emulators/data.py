@@ -19,19 +19,21 @@ tensors (attributes ``theta_train`` and so on), and epochs only permute them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightning
 import numpy as np
 import torch
-import zarr
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from emulators.fidelity import EmulatorSpec
 from simulators.errors import ConfigError, EmustudyError, StoreError
-from simulators.store import Status, open_store
+from simulators.store import Status, open_group, open_store
+
+_STATISTICS_ROWS = 4096
 
 __all__ = ["DEFAULT_BUFFER_ROWS", "MIN_ROWS", "StoreDataModule", "split_hash"]
 
@@ -66,8 +68,12 @@ class _Rows(IterableDataset):
     def __init__(self, module: StoreDataModule, rows: np.ndarray, shuffle: bool) -> None:
         self.module, self.rows, self.shuffle = module, rows, shuffle
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        return self.module._batches(self.rows, self.shuffle)
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]]:
+        batches = self.module._batches(self.rows, self.shuffle)
+        k = self.module.batches_per_step
+        if k == 1:
+            return batches
+        return iter(lambda: list(itertools.islice(batches, k)), [])
 
 
 class StoreDataModule(lightning.LightningDataModule):
@@ -84,6 +90,10 @@ class StoreDataModule(lightning.LightningDataModule):
     buffer_rows : int
         Most rows of ``(theta, x)`` held in memory at once (at least one store chunk plus one
         batch are held whatever this says).
+    batches_per_step : int
+        With 1 the loaders yield ``(theta, x)`` batches of shapes ``(batch, theta_dim)`` and
+        ``(batch, x_dim)``; with k > 1 lists of up to k such batches, in the same order, so
+        that a Lightning step runs k optimiser steps (see ``ConditionalDensityModule``).
 
     Attributes
     ----------
@@ -106,8 +116,11 @@ class StoreDataModule(lightning.LightningDataModule):
         *,
         seed: int = 0,
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
+        batches_per_step: int = 1,
     ) -> None:
         super().__init__()
+        if batches_per_step < 1:
+            raise ConfigError(f"batches_per_step must be >= 1, got {batches_per_step}")
         if buffer_rows < spec.batch_size:
             raise ConfigError(
                 f"buffer_rows={buffer_rows} is smaller than batch_size={spec.batch_size}; "
@@ -115,6 +128,7 @@ class StoreDataModule(lightning.LightningDataModule):
             )
         self.store, self.spec, self.seed = Path(store), spec, int(seed)
         self.buffer_rows = int(buffer_rows)
+        self.batches_per_step = int(batches_per_step)
         self.theta_train: Tensor | None = None
         self.x_train: Tensor | None = None
         self.theta_val: Tensor | None = None
@@ -126,6 +140,7 @@ class StoreDataModule(lightning.LightningDataModule):
         self._val_rows = np.empty(0, dtype=np.int64)
         self._chunk = 1
         self._dims = (0, 0)
+        self._staging: Tensor | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Find the valid rows, split them and compute the z-scoring statistics (once).
@@ -253,17 +268,20 @@ class StoreDataModule(lightning.LightningDataModule):
             groups = [groups[i] for i in rng.permutation(len(groups))]
         # One preallocated buffer, filled chunk by chunk; batches are gathered from it by a
         # shuffled index, so no copy of the whole buffer is ever made.
-        capacity = max(self.buffer_rows, self._chunk + size)
+        # Unshuffled (validation) rows need only a chunk and a batch: Lightning validates while
+        # the training loader, and its buffer, are still alive.
+        capacity = self._chunk + size
+        if shuffle:
+            capacity = max(self.buffer_rows, capacity)
         buffer = (torch.empty(capacity, self._dims[0]), torch.empty(capacity, self._dims[1]))
         held = 0
         for group in groups:
-            theta, x = self._read(group)
-            if held + len(theta) > capacity:
+            if held + len(group) > capacity:
                 held = yield from _emit(buffer, held, size, rng if shuffle else None, final=False)
-            buffer[0][held : held + len(theta)] = theta
-            buffer[1][held : held + len(theta)] = x
-            held += len(theta)
-            del theta, x
+            self._fill(
+                group, buffer[0][held : held + len(group)], buffer[1][held : held + len(group)]
+            )
+            held += len(group)
         yield from _emit(buffer, held, size, rng if shuffle else None, final=True)
 
     def _by_chunk(self, rows: np.ndarray) -> list[np.ndarray]:
@@ -271,33 +289,51 @@ class StoreDataModule(lightning.LightningDataModule):
         return [group for group in np.split(rows, edges) if len(group)]
 
     def _read(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
-        """The given (sorted) store rows as float32 tensors, reading one chunk at a time."""
-        group = zarr.open_group(str(self.store), mode="r")
-        theta = np.empty((len(rows), self._dims[0]), dtype=np.float32)
-        x = np.empty((len(rows), self._dims[1]), dtype=np.float32)
-        done = 0
-        for part in self._by_chunk(rows):
-            first, last = int(part[0]), int(part[-1]) + 1
-            local = part - first
-            theta[done : done + len(part)] = group["theta"][first:last][local]
-            x[done : done + len(part)] = group["x"][first:last][local]
-            done += len(part)
-        return torch.from_numpy(theta), torch.from_numpy(x)
+        """The given (sorted) store rows as float32 ``(rows, theta_dim)``, ``(rows, x_dim)``."""
+        theta = torch.empty(len(rows), self._dims[0])
+        x = torch.empty(len(rows), self._dims[1])
+        self._fill(rows, theta, x)
+        return theta, x
+
+    # Reading allocates only what zarr allocates for one chunk of one array: the chunk is cast
+    # into a float32 staging tensor kept between reads, and its rows are gathered from there
+    # straight into ``out`` (benchmarks/emulator_memory.py).
+    def _fill(self, rows: np.ndarray, theta: Tensor, x: Tensor) -> None:
+        """Copy the given (sorted) store rows into float32 ``theta`` and ``x`` (one row each)."""
+        group = open_group(self.store)
+        if self._staging is None:
+            self._staging = torch.empty(self._chunk, max(self._dims))
+        for name, out in (("theta", theta), ("x", x)):
+            done = 0
+            for part in self._by_chunk(rows):
+                first, last = int(part[0]), int(part[-1]) + 1
+                values = torch.from_numpy(group[name][first:last])
+                staged = self._staging[: len(values), : values.shape[1]]
+                staged.copy_(values)
+                del values
+                index = torch.from_numpy(part - first)
+                torch.index_select(staged, 0, index, out=out[done : done + len(part)])
+                done += len(part)
 
     def _statistics(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        group = zarr.open_group(str(self.store), mode="r")
+        """Means and standard deviations (float64) of the rows, merged over slices of chunks."""
+        group = open_group(self.store)
         stats: dict[str, np.ndarray] = {}
         for name in ("theta", "x"):
             count, mean, m2 = 0, 0.0, 0.0
             for part in self._by_chunk(rows):
                 first, last = int(part[0]), int(part[-1]) + 1
-                values = np.asarray(group[name][first:last][part - first], dtype=np.float64)
-                k, part_mean = len(values), values.mean(axis=0)
-                part_m2 = ((values - part_mean) ** 2).sum(axis=0)
-                delta = part_mean - mean
-                mean = mean + delta * k / (count + k)
-                m2 = m2 + part_m2 + delta**2 * count * k / (count + k)
-                count += k
+                chunk = group[name][first:last]
+                local = part - first
+                for lo in range(0, len(local), _STATISTICS_ROWS):  # no chunk-sized temporaries
+                    values = np.asarray(chunk[local[lo : lo + _STATISTICS_ROWS]], dtype=np.float64)
+                    k, part_mean = len(values), values.mean(axis=0)
+                    part_m2 = ((values - part_mean) ** 2).sum(axis=0)
+                    delta = part_mean - mean
+                    mean = mean + delta * k / (count + k)
+                    m2 = m2 + part_m2 + delta**2 * count * k / (count + k)
+                    count += k
+                del chunk
             stats[f"{name}_mean"] = np.asarray(mean)
             stats[f"{name}_std"] = np.sqrt(m2 / (count - 1))
         return stats

@@ -58,7 +58,8 @@ class EmulatorSpec(BaseModel):
     Attributes
     ----------
     family : {"maf", "nsf", "mdn", "gaussian"}
-        ``maf``/``nsf``: zuko masked autoregressive (affine) or neural spline flow; ``mdn``: a
+        ``maf``/``nsf``: zuko masked autoregressive (affine) flow, or neural spline flow with
+        coupling layers (as sbi's ``nsf``); ``mdn``: a
         mixture density network of diagonal Gaussians; ``gaussian``: a heteroscedastic Gaussian
         (an MLP giving the mean and diagonal log standard deviation of ``x`` given ``theta``).
     hidden_features : int

@@ -24,7 +24,7 @@ import torch
 from emulators.emulator import CheckpointError, Emulator
 from emulators.fidelity import FidelityLevel, PerturbedLevel, ReducedSimulatorLevel, parse_level
 from emulators.noise import seeded_normal
-from emulators.train import save_atomically
+from emulators.train import save_atomically, verify_torch_file
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 from simulators.registry import make_simulator
@@ -255,6 +255,7 @@ def load_stand_in(path: Path) -> Simulator:
     """
     path = Path(path)
     try:
+        verify_torch_file(path)
         record = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:
         raise CheckpointError(
@@ -263,9 +264,17 @@ def load_stand_in(path: Path) -> Simulator:
         ) from err
     if not isinstance(record, dict) or record.get("format") != STAND_IN_FORMAT:
         return Emulator.load(path)
-    level = parse_level(record["spec"])
+    try:
+        level = parse_level(record["spec"])
+        base = record["base_checkpoint"]
+    except (KeyError, TypeError, ValueError) as err:  # pydantic's ValidationError included
+        raise CheckpointError(
+            f"{path} is a stand-in record whose level does not parse ({type(err).__name__}: "
+            f"{str(err)[:300]}); it is corrupt or was edited. Run `emustudy train-emulator` "
+            "for this level again to rewrite it"
+        ) from err
     if isinstance(level, ReducedSimulatorLevel):
         return make_simulator(level.simulator.name, **level.simulator.settings)
     if isinstance(level, PerturbedLevel):
-        return PerturbedEmulator(Emulator.load(Path(record["base_checkpoint"])), level)
+        return PerturbedEmulator(Emulator.load(Path(base)), level)
     raise CheckpointError(f"{path} records an emulator level without weights; retrain it")

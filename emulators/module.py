@@ -1,11 +1,13 @@
 """The trainable conditional density ``q(x | theta)`` behind every emulator.
 
-A zuko normalizing flow (``maf``, ``nsf``), a mixture density network of diagonal Gaussians
-(``mdn``) or a heteroscedastic Gaussian (``gaussian``, one component) models z-scored outputs
-given z-scored parameters. Sampling is a deterministic function of standard normal base noise
-(:meth:`ConditionalDensityModule.sample_from_noise`), of ``noise_dim`` columns. The z-scoring
-statistics are buffers of the module, so they travel with its state dict; they are set once from
-the training split (:meth:`ConditionalDensityModule.set_normalisation`) before training starts.
+A zuko normalizing flow (``maf``: autoregressive affine; ``nsf``: rational-quadratic splines in
+coupling layers, as sbi's ``nsf``, see :mod:`emulators.splines`), a mixture density network of
+diagonal Gaussians (``mdn``) or a heteroscedastic Gaussian (``gaussian``, one component) models
+z-scored outputs given z-scored parameters. Sampling is a deterministic function of standard
+normal base noise (:meth:`ConditionalDensityModule.sample_from_noise`), of ``noise_dim`` columns.
+The z-scoring statistics are buffers of the module, so they travel with its state dict; they are
+set once from the training split (:meth:`ConditionalDensityModule.set_normalisation`) before
+training starts.
 """
 
 from __future__ import annotations
@@ -20,11 +22,24 @@ import zuko
 from torch import Tensor, nn
 
 from emulators.fidelity import FLOW_FAMILIES, EmulatorSpec
+from emulators.splines import neural_spline_flow
 from simulators.errors import ConfigError
 
 __all__ = ["ConditionalDensityModule", "MixtureDensity"]
 
-_FLOWS = {"maf": zuko.flows.MAF, "nsf": zuko.flows.NSF}
+# nsf: coupling splines (emulators/splines.py). Inverting autoregressive splines takes one
+# network pass per output and made NSF sampling only ~175x faster than Lorenz-96.
+_FLOWS = {"maf": zuko.flows.MAF, "nsf": neural_spline_flow}
+
+Batch = tuple[Tensor, Tensor]
+Batches = Batch | list[Batch]
+"""One ``(theta, x)`` batch, or a list of them (``StoreDataModule(batches_per_step=k)``)."""
+
+
+def _batches(batch: Batches) -> list[Batch]:
+    return [batch] if isinstance(batch[0], Tensor) else list(batch)
+
+
 _LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -127,6 +142,10 @@ class ConditionalDensityModule(lightning.LightningModule):
                 self.spec.hidden_layers,
             )
         self._sums: dict[str, tuple[Tensor | float, int]] = {}
+        # Adam steps are written out in training_step, one per batch, and a Lightning step may
+        # carry several batches (StoreDataModule's batches_per_step): Lightning's hooks cost
+        # ~0.4 ms per step, >10 % of a small model's step (benchmarks/emulator_lightning_*).
+        self.automatic_optimization = False
         self.register_buffer("theta_mean", torch.zeros(self.theta_dim))
         self.register_buffer("theta_std", torch.ones(self.theta_dim))
         self.register_buffer("x_mean", torch.zeros(self.x_dim))
@@ -211,16 +230,22 @@ class ConditionalDensityModule(lightning.LightningModule):
 
     # Losses are summed here and logged once per epoch: ``self.log`` on every step was the
     # largest part of Lightning's overhead over a plain loop (benchmarks/emulator_lightning_*).
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        theta, x = batch
-        loss = self._nll(theta, x)
-        self._accumulate("train", loss, len(x))
+    def training_step(self, batch: Batches, batch_idx: int) -> Tensor:
+        # The bare torch optimiser and backward: Lightning's wrappers of both (precision and
+        # strategy hooks, unused here: 32-bit, one device) cost ~7 % of a small model's step.
+        optimiser = self.optimizers(use_pl_optimizer=False)
+        for theta, x in _batches(batch):
+            loss = self._nll(theta, x)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            self._accumulate("train", loss, len(x))
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        theta, x = batch
-        loss = self._nll(theta, x)
-        self._accumulate("val", loss, len(x))
+    def validation_step(self, batch: Batches, batch_idx: int) -> Tensor:
+        for theta, x in _batches(batch):
+            loss = self._nll(theta, x)
+            self._accumulate("val", loss, len(x))
         return loss
 
     def _accumulate(self, split: str, loss: Tensor, rows: int) -> None:

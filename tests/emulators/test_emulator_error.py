@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FULL, _write_gaussian_store
+from gaussian_stores import FULL, write_gaussian_store
 from scipy.stats import spearmanr
 
 from emulators import (
@@ -31,9 +31,7 @@ BIAS = [0.3, 0.0, -0.2]
 @pytest.fixture(scope="module")
 def test_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """200 held-out Gaussian-linear pairs from another campaign than the training store."""
-    return _write_gaussian_store(
-        tmp_path_factory.mktemp("test") / "test.zarr", 200, campaign_seed=7
-    )
+    return write_gaussian_store(tmp_path_factory.mktemp("test") / "test.zarr", 200, campaign_seed=7)
 
 
 def test_the_simulator_against_itself_shows_no_error(test_store: Path) -> None:
