@@ -9,10 +9,12 @@ A posterior file is one ``torch.save`` of a dict (format ``emustudy-posterior/1`
     x_dim       int
     state_dict  dict   the estimator's tensors
     training    dict   TrainingInfo.to_dict()
+    fingerprint str    digest of the training inputs (optional, see inference.resume)
     versions    dict   sbi and torch versions that wrote it (informational)
 
 It is written atomically (temporary file in the same folder, then ``os.replace``) and read with
-``torch.load(..., weights_only=True)``, which refuses any pickled object instead of running it.
+``torch.load(..., weights_only=True)``, which refuses any pickled object instead of running it,
+after :func:`verify_torch_file` has checked every record against its CRC-32.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from pydantic import ValidationError
@@ -31,7 +34,13 @@ from inference.seeds import seeded
 from inference.settings import NPESettings, estimator_builder
 from inference.training import TrainingInfo
 
-__all__ = ["POSTERIOR_FORMAT", "write_checkpoint", "read_checkpoint", "rebuild_estimator"]
+__all__ = [
+    "POSTERIOR_FORMAT",
+    "write_checkpoint",
+    "read_checkpoint",
+    "rebuild_estimator",
+    "verify_torch_file",
+]
 
 POSTERIOR_FORMAT = "emustudy-posterior/1"
 _KEYS = ("format", "settings", "prior", "theta_dim", "x_dim", "state_dict", "training")
@@ -45,6 +54,25 @@ def _reason(err: Exception) -> str:
     if marker in message:
         message = message.split(marker, 1)[1].strip().split(". ", 1)[0]
     return message[:300]
+
+
+def verify_torch_file(source: str | os.PathLike[str] | IO[bytes]) -> None:
+    """Check every record of a torch file against the CRC-32 stored with it.
+
+    ``torch.load`` does not: bytes altered inside a tensor would load as other numbers.
+
+    Raises
+    ------
+    ValueError
+        Saying which record is damaged, or that ``source`` is not a whole torch zip file.
+    """
+    try:
+        with zipfile.ZipFile(source) as archive:
+            damaged = archive.testzip()
+    except Exception as err:  # zipfile raises several types for cut or foreign files
+        raise ValueError(f"not a whole torch zip file ({type(err).__name__}: {err})") from err
+    if damaged is not None:
+        raise ValueError(f"its record {damaged!r} fails its CRC-32 check: the bytes were altered")
 
 
 def write_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -93,6 +121,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             "with TrainedPosterior.save(path)"
         )
     try:
+        verify_torch_file(path)
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ResultFileError(
@@ -148,6 +177,8 @@ def rebuild_estimator(
                 torch.randn(_DUMMY_ROWS, int(payload["x_dim"])),
             )
         estimator.load_state_dict(payload["state_dict"])
+        if not all(t.isfinite().all() for t in payload["state_dict"].values()):
+            raise ValueError("the weights hold NaN or infinite values")
     except (ValidationError, KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ResultFileError(
             f"{path} is an emustudy posterior file whose contents do not rebuild the "

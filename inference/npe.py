@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from inference.checkpoint import read_checkpoint, rebuild_estimator, write_checkpoint
+from inference.observations import check_observation, check_observations
 from inference.seeds import check_seed, child_seed, seeded
 from inference.settings import NPESettings, estimator_builder
 from inference.training import LossTracker, TrainingInfo
@@ -65,6 +66,8 @@ def train_npe(
     *,
     seed: int,
     progress: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: float = 1.0,
 ) -> TrainedPosterior:
     """Train single-round NPE on simulated pairs drawn from ``prior``.
 
@@ -84,6 +87,17 @@ def train_npe(
         torch's global random state is the same afterwards as before.
     progress : bool
         Show sbi's progress bar and training summary; otherwise training prints nothing.
+    checkpoint : path-like, optional
+        A folder for the training state (:mod:`inference.resume`), saved after an epoch at most
+        every ``checkpoint_every`` seconds and when training ends. Called again with the same
+        inputs and folder, training continues from the last saved epoch (a finished state
+        returns at once) and ends with the same posterior, bit for bit, as a run never
+        interrupted; a state of other inputs is cleared with a warning. The caller removes the
+        folder once the posterior is saved (as :func:`inference.resume.train_npe_to` does).
+    checkpoint_every : float
+        Least number of seconds between two saved states (0: after every epoch). A save takes
+        milliseconds; one second keeps that cost small for fast epochs and redoes at most
+        about a second of training after a kill.
 
     Returns
     -------
@@ -94,6 +108,9 @@ def train_npe(
     ConfigError
         If the arrays have the wrong shapes, hold non-finite values, or are too few to leave
         at least one training and one validation pair.
+    ResultFileError
+        If ``checkpoint`` holds training states of which none is readable (never retrained
+        from scratch silently; delete the folder to do that).
     """
     from sbi.inference import NPE, DirectPosterior
 
@@ -111,38 +128,60 @@ def train_npe(
             f"{n_train} training and {n - n_train} validation pairs; pass more pairs or "
             "change validation_fraction so both are at least 1"
         )
-    tracker = LossTracker()
+    options = {
+        "prior": prior.to_torch(),
+        "density_estimator": estimator_builder(settings),
+        "show_progress_bars": progress,
+        "tracker": LossTracker(),  # keeps sbi from writing TensorBoard logs to ./sbi-logs
+    }
+    saved = None
+    if checkpoint is not None:
+        from inference.resume import ResumableNPE, StateFolder, training_fingerprint
+
+        fingerprint = training_fingerprint(theta_t, x_t, prior, settings, seed)
+        states = StateFolder(checkpoint)
+        saved = states.load(fingerprint)
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
     start = time.perf_counter()
     with seeded(seed), quiet:
-        trainer = NPE(
-            prior=prior.to_torch(),
-            density_estimator=estimator_builder(settings),
-            show_progress_bars=progress,
-            tracker=tracker,
-        )
+        if checkpoint is None:
+            trainer = NPE(**options)
+        else:
+            trainer = ResumableNPE(
+                states=states, fingerprint=fingerprint, every=checkpoint_every, **options
+            )
         trainer.append_simulations(theta_t, x_t)
-        estimator = trainer.train(
-            training_batch_size=settings.training_batch_size,
-            learning_rate=settings.learning_rate,
-            validation_fraction=settings.validation_fraction,
-            stop_after_epochs=settings.stop_after_epochs,
-            max_num_epochs=settings.max_num_epochs,
-            show_train_summary=progress,
-        )
+        if saved is not None:
+            trainer.restore(saved[1], settings, saved[0])
+        if saved is not None and saved[1]["finished"]:
+            estimator = trainer.network
+        else:
+            estimator = trainer.train(
+                training_batch_size=settings.training_batch_size,
+                learning_rate=settings.learning_rate,
+                validation_fraction=settings.validation_fraction,
+                stop_after_epochs=settings.stop_after_epochs,
+                max_num_epochs=settings.max_num_epochs,
+                resume_training=saved is not None,
+                show_train_summary=progress,
+            )
+            if checkpoint is not None:
+                states.save(trainer.state(epoch=trainer.epoch, finished=True))
         estimator.eval()
         posterior = DirectPosterior(estimator, prior.to_torch())
     seconds = time.perf_counter() - start
-    epochs = int(trainer.summary["epochs_trained"][-1])
+    summary = trainer.summary
+    epochs = int(summary["epochs_trained"][-1])
     training = TrainingInfo(
         epochs=epochs,
-        best_validation_loss=float(trainer.summary["best_validation_loss"][-1]),
-        seconds=seconds,
+        best_validation_loss=float(summary["best_validation_loss"][-1]),
+        seconds=trainer.seconds if checkpoint is not None else seconds,
         n_train=n_train,
         n_validation=n - n_train,
         converged=epochs <= settings.max_num_epochs,
-        training_loss=tuple(tracker.history("training_loss")),
-        validation_loss=tuple(tracker.history("validation_loss")),
+        training_loss=tuple(float(v) for v in summary["training_loss"]),
+        validation_loss=tuple(float(v) for v in summary["validation_loss"]),
+        resumed_epochs=trainer.resumed_epochs if checkpoint is not None else 0,
     )
     return TrainedPosterior(
         posterior,
@@ -150,6 +189,7 @@ def train_npe(
         prior=prior,
         x_dim=x_t.shape[1],
         training=training,
+        fingerprint=None if checkpoint is None else fingerprint,
     )
 
 
@@ -167,6 +207,9 @@ class TrainedPosterior:
     x_dim : int
         Number of simulator outputs it conditions on.
     training : TrainingInfo
+    fingerprint : str, optional
+        Digest of the inputs it was trained from (:func:`inference.resume.training_fingerprint`),
+        known when it was trained with a checkpoint folder; saved with it.
     """
 
     def __init__(
@@ -177,6 +220,7 @@ class TrainedPosterior:
         prior: Prior,
         x_dim: int,
         training: TrainingInfo,
+        fingerprint: str | None = None,
     ) -> None:
         self.posterior = posterior
         self.settings = settings
@@ -184,6 +228,7 @@ class TrainedPosterior:
         self.theta_dim = prior.dim
         self.x_dim = int(x_dim)
         self.training = training
+        self.fingerprint = fingerprint
         self._bounded = any(p.distribution == "uniform" for p in prior.parameters)
 
     def __repr__(self) -> str:
@@ -194,7 +239,7 @@ class TrainedPosterior:
         )
 
     def _x_rows(self, x: np.ndarray) -> torch.Tensor:
-        return _rows(x, self.x_dim, "x", f"(batch, {self.x_dim})")
+        return torch.as_tensor(check_observations(x, self.x_dim, "x"), dtype=torch.float32)
 
     def sample(self, x_o: np.ndarray, n: int, seed: int) -> np.ndarray:
         """Draw from ``q(theta | x_o)``; the same ``seed`` gives the same draws.
@@ -209,9 +254,7 @@ class TrainedPosterior:
         -------
         theta : (n, theta_dim) float64
         """
-        x_o = np.asarray(x_o, dtype=np.float64)
-        if x_o.ndim != 1:
-            raise ConfigError(f"x_o must have shape ({self.x_dim},), got {x_o.shape}")
+        x_o = check_observation(x_o, self.x_dim)
         x_t = self._x_rows(x_o[None])
         n = _count(n, "n")
         with seeded(check_seed(seed)), torch.no_grad():
@@ -353,6 +396,7 @@ class TrainedPosterior:
                     for name, tensor in estimator.state_dict().items()
                 },
                 "training": self.training.to_dict(),
+                **({} if self.fingerprint is None else {"fingerprint": self.fingerprint}),
                 "versions": {"sbi": str(sbi.__version__), "torch": str(torch.__version__)},
             },
         )
@@ -392,4 +436,5 @@ class TrainedPosterior:
             prior=prior,
             x_dim=int(payload["x_dim"]),
             training=training,
+            fingerprint=payload.get("fingerprint"),
         )

@@ -18,6 +18,7 @@ import numpy as np
 
 from inference.c2st import c2st
 from inference.npe import TrainedPosterior, train_npe
+from inference.observations import check_observations
 from inference.seeds import child_seed
 from inference.settings import NPESettings
 from simulators.base import ExactPosterior
@@ -52,6 +53,7 @@ class ExactReference:
 
     def sample(self, x_obs: np.ndarray, n: int, seed: int) -> np.ndarray:
         """Exact posterior draws: ``(n_obs, n, p)`` float64."""
+        x_obs = check_observations(x_obs, len(self.simulator.output_names), "x_obs")
         rng = np.random.default_rng(seed)
         return np.stack([self.simulator.sample_posterior(x_o, n, rng) for x_o in x_obs])
 

@@ -46,6 +46,7 @@ from inference.lc2st import lc2st
 from inference.metrics import C2ST_FOLDS, c2st, nltp, sbc_uniformity_pvalues
 from inference.mmd import mmd
 from inference.npe import TrainedPosterior
+from inference.observations import check_in_support, check_observations
 from inference.predictive import predictive_distance
 from inference.seeds import check_seed, child_seed
 from simulators.base import Simulator
@@ -113,7 +114,7 @@ def score_posterior(
     """
     seed = check_seed(seed)
     p, d = posterior.theta_dim, posterior.x_dim
-    x_obs = np.asarray(x_obs, dtype=np.float64)
+    x_obs = check_observations(x_obs, d, "x_obs")
     reference = np.asarray(reference_samples, dtype=np.float64)
     if (
         x_obs.ndim != 2
@@ -144,6 +145,7 @@ def score_posterior(
             f"theta_test must be (N, {p}) and x_test (N, {d}) with the same N >= 1, got "
             f"{theta_arr.shape} and {x_arr.shape}"
         )
+    check_in_support(theta_arr, posterior.prior, "theta_test")
     theta_test, x_test, n_invalid = finite_pairs(theta_arr, x_arr)
     if len(x_test) < 20:
         raise ConfigError(

@@ -76,6 +76,8 @@ class TrainingInfo:
         False when training stopped at ``max_num_epochs`` instead of by early stopping.
     training_loss, validation_loss : tuple of float
         Per-epoch losses.
+    resumed_epochs : int
+        Epochs taken from a saved training state of a killed run instead of trained again.
     """
 
     epochs: int
@@ -86,6 +88,7 @@ class TrainingInfo:
     converged: bool
     training_loss: tuple[float, ...] = ()
     validation_loss: tuple[float, ...] = ()
+    resumed_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists for the loss histories)."""
@@ -116,4 +119,5 @@ class TrainingInfo:
             converged=bool(record["converged"]),
             training_loss=tuple(float(v) for v in record.get("training_loss", ())),
             validation_loss=tuple(float(v) for v in record.get("validation_loss", ())),
+            resumed_epochs=int(record.get("resumed_epochs", 0)),
         )

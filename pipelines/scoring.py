@@ -23,7 +23,7 @@ from inference.misspecification import (
     logprob_misspecification,
     mmd_misspecification,
 )
-from inference.npe import TrainedPosterior, train_npe
+from inference.npe import TrainedPosterior
 from inference.reference import EnsembleReference, ExactReference, Reference
 from inference.scores import (
     SCORES_FORMAT,
@@ -73,18 +73,26 @@ def _simulator(config: StudyConfig) -> Simulator:
 def train_replicates(
     config: StudyConfig, store: Path, limit: int | None, outs: list[Path], seed: int
 ) -> None:
-    """Train one posterior per path in ``outs`` on the valid pairs of ``store``."""
+    """Train one posterior per path in ``outs`` on the valid pairs of ``store``.
+
+    A killed run called again keeps the posteriors it finished and resumes the one it was
+    training (:func:`~inference.resume.train_npe_to`).
+    """
+    from inference.resume import train_npe_to  # imports sbi's trainers: only where they run
+
     theta, x, _ = load_pairs(store, limit=limit)
     prior = _simulator(config).prior
     for index, out in enumerate(outs):
-        train_npe(theta, x, prior, config.inference.npe, seed=child_seed(seed, index)).save(out)
+        train_npe_to(out, theta, x, prior, config.inference.npe, seed=child_seed(seed, index))
 
 
 def train_reference_member(config: StudyConfig, layout: StudyLayout, index: int, seed: int) -> None:
     """Train reference-ensemble member ``index`` on the true-simulator training store."""
+    from inference.resume import train_npe_to
+
     theta, x, _ = load_pairs(layout.simulations("train"), limit=config.inference.reference_budget)
-    posterior = train_npe(theta, x, _simulator(config).prior, config.inference.npe, seed=seed)
-    posterior.save(layout.reference_member(index))
+    prior = _simulator(config).prior
+    train_npe_to(layout.reference_member(index), theta, x, prior, config.inference.npe, seed=seed)
 
 
 def reference_for(config: StudyConfig, layout: StudyLayout, simulator: Simulator) -> Reference:
