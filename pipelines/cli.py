@@ -10,6 +10,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.config import StudyConfig, load_config
@@ -201,6 +202,10 @@ def submit(
         console.print("nothing to submit: every stage of the study is done")
         return
     console.print(f"scripts and logs in {submission.folder}")
+    if submission.replaced:
+        console.print(f"  cancelled {', '.join(submission.replaced)}: waited on unfinished jobs")
+    if submission.after:
+        console.print(f"  kept      {', '.join(submission.after)}: still queued or running")
     if submission.simulate:
         console.print(f"  simulate  job {submission.simulate}")
     if submission.levels:
@@ -216,6 +221,7 @@ _STATE_STYLE = {
     "running": "cyan",
     "pending": "yellow",
     "failed": "red",
+    "cancelled": "red",
     "stale": "magenta",
     "partial": "yellow",
     "not started": "dim",
@@ -256,6 +262,9 @@ def status(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOpt
         console.print(f"[yellow]SLURM did not answer:[/yellow] {found.slurm_error}")
     summary = "every stage is done" if found.all_done else "not finished"
     Console().print(summary)
+    next_step = found.next_step(config)
+    if next_step:
+        Console().print(next_step)
 
 
 @app.command()
@@ -315,7 +324,8 @@ def main() -> None:
     try:
         app()
     except EmustudyError as err:
-        console.print(f"[red]error:[/red] {err}")
+        # escaped and unwrapped: messages quote values like [1, 2] and paths that must stay whole
+        console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True, highlight=False)
         sys.exit(2)
 
 

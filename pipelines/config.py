@@ -9,14 +9,16 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from yaml.constructor import ConstructorError
 
 from cluster.settings import CampaignSettings
 from emulators.fidelity import FidelityLevel, Level, check_folder_name
 from emulators.levels import check_ladder
 from inference.observation_model import ObservationModel
 from inference.settings import NPESettings
+from pipelines.config_errors import describe_errors
 from simulators.errors import ConfigError
-from simulators.registry import available_simulators, make_simulator
+from simulators.registry import available_simulators, make_simulator, unknown_simulator_message
 
 __all__ = [
     "SimulatorConfig",
@@ -46,7 +48,7 @@ class SimulatorConfig(_Frozen):
     def _known(cls, name: str) -> str:
         known = available_simulators()
         if name not in known:
-            raise ValueError(f"unknown simulator {name!r}; known simulators: {', '.join(known)}")
+            raise ValueError(unknown_simulator_message(name, known))
         return name
 
 
@@ -199,22 +201,6 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_LEVEL_KINDS = ("emulator", "reduced_simulator", "perturbed")
-
-
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for item in err.errors():
-        loc = item["loc"]
-        if len(loc) > 3 and loc[0] == "ladder" and loc[2] in _LEVEL_KINDS:
-            loc = loc[:2] + loc[3:]  # drop the union's tag: the level's kind, not a field
-        where = ".".join(str(part) for part in loc) or "(top level)"
-        received = item.get("input")
-        shown = "" if isinstance(received, dict) else f" (got {received!r})"
-        lines.append(f"  {where}: {item['msg']}{shown}")
-    return "\n".join(lines)
-
-
 def load_config(path: Path, **overrides: Any) -> StudyConfig:
     """Read and validate a study config.
 
@@ -229,12 +215,33 @@ def load_config(path: Path, **overrides: Any) -> StudyConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as err:
-        raise ConfigError(f"cannot read study config {path}: {err}") from err
+        raise ConfigError(
+            f"cannot read study config {path}: {err}; check the path and that you may read it"
+        ) from err
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML (only plain YAML is accepted): {err}") from err
+        raise ConfigError(_yaml_problem(path, err)) from err
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path} must hold a mapping of settings (`name: ...`, `simulator: ...`, ...), got "
+            f"{type(raw).__name__}; see configs/quickstart.yaml for a commented example"
+        )
     try:
         return StudyConfig.model_validate({**raw, **overrides})
     except ValidationError as err:
-        raise ConfigError(f"{path} is not a valid study config:\n{_describe(err)}") from err
+        raise ConfigError(
+            f"{path} is not a valid study config:\n{describe_errors(err, StudyConfig)}"
+        ) from err
+
+
+def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+    problem = str(getattr(err, "problem", "") or "")
+    if isinstance(err, ConstructorError) and "python/" in problem:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}" if mark is not None else "a value"
+        return (
+            f"{path} is not valid YAML for a study config: {where} has a Python tag "
+            f"({problem.split('tag ')[-1]}), which would run Python code and is refused. Remove "
+            "the tag and write a plain value (numbers, text, lists, mappings); simulators are "
+            "chosen by name, `simulator: {name: ...}`"
+        )
+    return f"{path} is not valid YAML (only plain YAML is accepted): {err}; fix the syntax there"

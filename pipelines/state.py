@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import yaml
+
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
-from simulators.errors import EmustudyError, StoreError
+from simulators.errors import EmustudyError, StaleOutputError, StoreError
 from simulators.store import Status, open_store
 
 __all__ = [
@@ -140,6 +142,8 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
         Naming the missing stage and the command that makes it.
     """
     table = {(s.stage, s.level): s for s in stage_states(config, layout, counts=False)}
+    if stage == "simulate":
+        _refuse_another_study(config, layout, list(table.values()))
     needed: list[tuple[str, str | None]] = []
     if stage != "simulate":
         needed += [(f"simulate-{role}", None) for role in stages.ROLES]
@@ -164,6 +168,33 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
                     else ""
                 )
             )
+
+
+def _refuse_another_study(
+    config: StudyConfig, layout: StudyLayout, states: list[StageState]
+) -> None:
+    """Refuse, before anything starts, to simulate into a folder another config's runs fill."""
+    stale = [s for s in states if s.stage.startswith("simulate-") and s.state == "stale"]
+    if not stale:
+        return
+    made_by = ""
+    try:
+        recorded = yaml.safe_load(layout.config.read_text())
+        simulator = recorded["simulator"]
+        made_by = (
+            f" (its study.yaml: study {recorded['name']!r}, simulator {simulator['name']!r} "
+            f"{simulator.get('settings', {})}, seed {recorded.get('seed')})"
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        pass
+    stores = ", ".join(str(s.store) for s in stale)
+    raise StaleOutputError(
+        f"{layout.root} holds another study's data{made_by}: {stores} were simulated with a "
+        f"different simulator, seed or budgets than study {config.name!r} asks for. Nothing "
+        "was changed. Give this study another `name` or `output_dir`, restore the config that "
+        f"made them, or run again with --replace-stale to move them into {layout.root / 'stale'} "
+        "and simulate afresh"
+    )
 
 
 def move_stale_aside(

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cluster.jobs import FINISHED_BAD, SlurmError, job_states
 from pipelines.config import StudyConfig
 from pipelines.layout import StudyLayout
 from pipelines.state import stage_states
 from pipelines.study import report_done
-from pipelines.submit import read_jobs
+from pipelines.submissions import (
+    ACTIVE,
+    REPORT,
+    SIMULATE,
+    level_unit,
+    read_submissions,
+    unit_jobs,
+    unit_states,
+)
 
 __all__ = ["StageStatus", "StudyStatus", "study_status"]
 
@@ -22,8 +33,9 @@ _RUNNING = {"RUNNING", "COMPLETING"}
 class StageStatus:
     """One row of ``emustudy status``.
 
-    ``state`` is done, running, pending, failed, stale (made by another config), partial or
-    not started; ``job`` and ``job_state`` are SLURM's, when the stage was submitted.
+    ``state`` is done, running, pending, cancelled, failed, stale (made by another config),
+    partial or not started; ``job`` and ``job_state`` are SLURM's, when the stage was submitted
+    (``job_state`` is None once SLURM has forgotten the job).
     """
 
     stage: str
@@ -47,46 +59,104 @@ class StudyStatus:
     def all_done(self) -> bool:
         return all(row.state == "done" for row in self.rows)
 
+    @property
+    def resumable(self) -> bool:
+        """Submitted, not done, and a job ended unfinished or none is queued or running."""
+        states = {row.state for row in self.rows}
+        return (
+            bool(self.submission)
+            and self.slurm_error is None
+            and not self.all_done
+            and bool(states & {"cancelled", "failed"} or not states & {"running", "pending"})
+        )
+
+    def next_step(self, config_file: Path | str) -> str | None:
+        """What to do when jobs of the study ended before their stages were done, else None."""
+        if not self.resumable:
+            return None
+        ended = sorted(
+            f"{row.job} {row.job_state or 'no longer known to SLURM'}"
+            for row in self.rows
+            if row.job and row.state in ("cancelled", "failed", "partial", "not started")
+        )
+        profile = self.submission.get("profile") or "PROFILE"
+        return (
+            f"SLURM jobs of the study ended before their stages were done "
+            f"({', '.join(dict.fromkeys(ended)) or 'none left'}; logs in the study's slurm/logs/"
+            f"). Run `emustudy submit {config_file} --profile {profile}` again to resume: done "
+            "stages are kept and only the rest is submitted"
+        )
+
+
+def _alive(board: dict[str, object]) -> bool:
+    """Whether the process that published a dashboard still runs (when this host can tell)."""
+    pid = board.get("pid")
+    if board.get("host") == socket.gethostname() and isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    job = board.get("slurm_job_id")
+    if job:
+        try:
+            return bool(set(job_states([str(job)]).values()) & ACTIVE)
+        except SlurmError:
+            return True
+    return True
+
 
 def _dashboards(layout: StudyLayout) -> list[dict[str, object]]:
+    """Published dashboards, less those of processes killed before they could withdraw them."""
     found = []
     for path in sorted((layout.root / "dashboards").glob("*.json")):
         try:
-            found.append(json.loads(path.read_text()))
+            board = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if _alive(board):
+            found.append(board)
     return found
 
 
-def _job_of(stage: str, level: str | None, submission: dict[str, object]) -> str | None:
-    if level is None and stage.startswith("simulate"):
-        return submission.get("simulate")  # type: ignore[return-value]
+def _unit(stage: str, level: str | None) -> str:
     if stage == "report":
-        return submission.get("report")  # type: ignore[return-value]
-    names = submission.get("level_names") or []
-    array = submission.get("levels")
-    if array and level in names:
-        return f"{array}_{names.index(level)}"  # type: ignore[union-attr]
-    return None
+        return REPORT
+    return SIMULATE if level is None else level_unit(level)
+
+
+def _shown(state: str, job_state: str | None) -> str:
+    if state in ("done", "stale"):
+        return state
+    if job_state in _WAITING:
+        return "pending"
+    if job_state is not None and job_state.startswith("CANCELLED"):
+        return "cancelled"
+    if job_state in FINISHED_BAD or job_state == "COMPLETED":
+        return "failed"
+    return "partial" if state == "partial" else "not started"
 
 
 def study_status(config: StudyConfig) -> StudyStatus:
     """Where each stage of the study stands.
 
-    A stage is *done* when its outputs exist and were made by this config; otherwise its SLURM
-    job (if ``emustudy submit`` started one) says whether it is pending, running or failed. In a
-    running level job, the first stage not done is running and the later ones pending.
+    A stage is *done* when its outputs exist and were made by this config; otherwise the SLURM
+    job of the newest ``emustudy submit`` that ran it says whether it is pending, running,
+    cancelled or failed. In a running level job, the first stage not done is running and the
+    later ones pending.
     """
     layout = StudyLayout(config.study_dir.resolve())
-    submission = read_jobs(layout)
-    ids = [str(job) for job in submission.get("job_ids", [])]  # type: ignore[union-attr]
+    submissions = read_submissions(layout)
+    jobs = unit_jobs(submissions)
     slurm_error = None
     try:
-        states = job_states(ids) if ids else {}
+        states = unit_states(jobs)
     except SlurmError as err:
         states, slurm_error = {}, str(err)
     rows: list[StageStatus] = []
-    running_seen: set[str | None] = set()
+    running_seen: set[str] = set()
     files = stage_states(config, layout)
     files_report = "done" if report_done(config, layout) else "missing"
     for item in [*files, None]:
@@ -95,21 +165,13 @@ def study_status(config: StudyConfig) -> StudyStatus:
             if item is None
             else (item.stage, item.level, item.state, item.counts)
         )
-        job = _job_of(stage, level, submission)
-        job_state = states.get(job) if job else None
-        if job and job_state is None and "_" in job:
-            job_state = states.get(job.split("_")[0])
-        shown = state
-        if state not in ("done", "stale"):
-            key = (level, job)
-            if job_state in _RUNNING:
-                shown = "pending" if key in running_seen else "running"
-                running_seen.add(key)
-            elif job_state in _WAITING:
-                shown = "pending"
-            elif job_state in FINISHED_BAD or job_state == "COMPLETED":
-                shown = "failed"
-            else:
-                shown = "partial" if state == "partial" else "not started"
+        unit = _unit(stage, level)
+        job, job_state = jobs.get(unit), states.get(unit)
+        shown = _shown(state, job_state)
+        if state not in ("done", "stale") and job_state in _RUNNING:
+            shown = "pending" if unit in running_seen else "running"
+            running_seen.add(unit)
         rows.append(StageStatus(stage, level, shown, job, job_state, counts))
-    return StudyStatus(rows, _dashboards(layout), submission, slurm_error)
+    return StudyStatus(
+        rows, _dashboards(layout), submissions[-1] if submissions else {}, slurm_error
+    )

@@ -26,6 +26,7 @@ from pipelines.report import write_report
 from pipelines.report_data import collect_report_data
 from pipelines.stages import StageOutcome
 from pipelines.state import level_names, move_stale_aside, require_done
+from simulators.permissions import safe_umask, tighten_umask
 
 __all__ = [
     "STAGES",
@@ -146,6 +147,7 @@ def study_client(
             record.unlink(missing_ok=True)
 
 
+@safe_umask()  # study folders, stores and checkpoints: never group- or world-writable
 def run_stages(
     config: StudyConfig,
     stages_to_run: list[str],
@@ -205,6 +207,7 @@ def run_stages(
             )
     began, run = time.perf_counter(), StudyRun(layout)
     if client is not None:
+        client.run(tighten_umask)  # workers of a cluster the caller started write files too
         logger.info(
             "study %s in %s (dashboard: %s)", config.name, layout.root, client.dashboard_link
         )

@@ -7,16 +7,16 @@
     levels/<name>.sh     the pipeline of one fidelity level (or the ceiling): its stages in order
     levels.sbatch        a job array over the levels, after simulate succeeded (afterok)
     report.sbatch        the report, after every level succeeded (afterok on the array)
-    jobs.json            the job ids, for ``emustudy status`` and ``emustudy cancel``
+    jobs.json            every submission's job ids (see :mod:`pipelines.submissions`)
     logs/                SLURM output of every job
 
 The scripts are plain bash, meant to be read and edited; work that is already done is skipped by
-the stage commands themselves, so submitting again after a failure or ``scancel`` resumes.
+the stage commands themselves. Submitting again after a failure or ``scancel`` submits only what
+ended unfinished, after the jobs still queued or running, and resumes from what was done.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -26,28 +26,42 @@ from pathlib import Path
 
 import yaml
 
-from cluster.jobs import SubmitResources, job_states, sbatch, sbatch_script, scancel, write_script
+from cluster.jobs import SubmitResources, sbatch, sbatch_script, scancel, write_script
 from cluster.profiles import load_profile
 from pipelines.config import StudyConfig
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.state import CEILING_STAGES, LEVEL_STAGES, level_names, stage_states
 from pipelines.study import report_done
+from pipelines.submissions import (
+    ACTIVE,
+    REPORT,
+    SIMULATE,
+    append_submission,
+    level_unit,
+    read_submissions,
+    unit_jobs,
+    unit_states,
+)
 from simulators.errors import EmustudyError, StaleOutputError
 
 __all__ = ["Submission", "submit_study", "write_pipeline_scripts", "cancel_study", "read_jobs"]
 
-_ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
-
 
 @dataclass(frozen=True)
 class Submission:
-    """What :func:`submit_study` submitted (job ids are None for work that was already done)."""
+    """What :func:`submit_study` submitted (job ids are None for work that needs no new job).
+
+    ``after`` holds the jobs of earlier submissions, still queued or running, that the new ones
+    wait for; ``replaced`` those cancelled because they waited on a job that ended unfinished.
+    """
 
     folder: Path
     simulate: str | None
     levels: str | None
     level_names: tuple[str, ...]
     report: str | None
+    after: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
 
     @property
     def job_ids(self) -> list[str]:
@@ -60,8 +74,8 @@ def _folder(layout: StudyLayout) -> Path:
 
 def read_jobs(layout: StudyLayout) -> dict[str, object]:
     """The last submission's record (``slurm/jobs.json``), or an empty dict."""
-    path = _folder(layout) / "jobs.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    submissions = read_submissions(layout)
+    return submissions[-1] if submissions else {}
 
 
 def submit_resources(profile: str, profiles_file: Path | None) -> SubmitResources:
@@ -87,7 +101,10 @@ def _command(config_file: Path, stage: str, *options: str, cluster: bool = True)
 
 
 def write_pipeline_scripts(
-    config: StudyConfig, resources: SubmitResources, levels: list[str] | None = None
+    config: StudyConfig,
+    resources: SubmitResources,
+    levels: list[str] | None = None,
+    done: dict[str, set[str]] | None = None,
 ) -> dict[str, Path]:
     """Write the study's sbatch files and per-level pipeline scripts; return them by role.
 
@@ -97,7 +114,11 @@ def write_pipeline_scripts(
     resources : SubmitResources
     levels : list of str, optional
         Levels the array runs (default: all, then the ceiling).
+    done : dict, optional
+        Stages already done per level: their commands are written commented out, which saves
+        a job the start-up of a stage that has nothing left to do.
     """
+    done = done or {}
     layout = StudyLayout(config.study_dir.resolve())
     folder, logs = _folder(layout), _folder(layout) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -131,7 +152,10 @@ def write_pipeline_scripts(
         )
         lines = ["#!/bin/bash", f"# Pipeline of {about}", "set -euo pipefail"]
         for stage in stages:
-            lines.append(_command(config_file, stage, "--level", name))
+            command = _command(config_file, stage, "--level", name)
+            lines.append(
+                f"# done when submitted: {command}" if stage in done.get(name, ()) else command
+            )
         scripts[f"level:{name}"] = write_script(folder / "levels" / f"{name}.sh", "\n".join(lines))
     array_body = [
         f"LEVELS=({' '.join(shlex.quote(name) for name in levels)})",
@@ -163,34 +187,14 @@ def write_pipeline_scripts(
     return scripts
 
 
-def _refuse_if_active(layout: StudyLayout) -> None:
-    record = read_jobs(layout)
-    ids = [str(job) for job in record.get("job_ids", [])]
-    active = {job: state for job, state in job_states(ids).items() if state in _ACTIVE}
-    if active:
-        listed = ", ".join(f"{job} {state}" for job, state in sorted(active.items()))
-        raise EmustudyError(
-            f"study {layout.root.name!r} is already submitted and has jobs in SLURM ({listed}); "
-            "follow it with `emustudy status CONFIG`, or stop it with `emustudy cancel CONFIG` "
-            "before submitting again"
-        )
-
-
-def submit_study(
-    config: StudyConfig, *, profile: str, profiles_file: Path | None = None
-) -> Submission:
-    """Submit what is not done yet: simulate, then the level array (afterok), then the report.
+def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dict[str, set[str]]]:
+    """Units whose outputs are not all done for this config, and the stages done per level.
 
     Raises
     ------
     StaleOutputError
-        If outputs of a different config are in the study folder (nothing is submitted).
-    EmustudyError
-        If jobs of an earlier submission are still queued or running.
+        If outputs of a different config are in the study folder.
     """
-    resources = submit_resources(profile, profiles_file)
-    layout = StudyLayout(config.study_dir.resolve())
-    config = config.model_copy(update={"output_dir": config.output_dir.resolve()})
     states = stage_states(config, layout, counts=False)
     stale = [s for s in states if s.state == "stale"]
     if stale:
@@ -200,57 +204,115 @@ def submit_study(
             "was submitted. Run the affected stage with --replace-stale to set them aside, "
             "restore the config that made them, or give the study another name"
         )
-    _refuse_if_active(layout)
-    todo = [
-        name
-        for name in level_names(config)
-        if any(s.state != "done" for s in states if s.level == name)
-    ]
-    simulate_needed = any(s.state != "done" for s in states if s.level is None)
-    report_needed = bool(todo) or simulate_needed or not report_done(config, layout)
-    scripts = write_pipeline_scripts(config, resources, todo or None)
-    if not todo:
-        scripts.pop("levels")
-    simulate_id = sbatch(scripts["simulate"]) if simulate_needed else None
-    levels_id = (
-        sbatch(scripts["levels"], after_ok=[simulate_id] if simulate_id else []) if todo else None
+    units = {SIMULATE} if any(s.state != "done" for s in states if s.level is None) else set()
+    for name in level_names(config):
+        if any(s.state != "done" for s in states if s.level == name):
+            units.add(level_unit(name))
+    if units or not report_done(config, layout):
+        units.add(REPORT)
+    done: dict[str, set[str]] = {}
+    for s in states:
+        if s.level is not None and s.state == "done":
+            done.setdefault(s.level, set()).add(s.stage)
+    return units, done
+
+
+def _to_submit(unfinished: set[str], active: dict[str, str], names: list[str]) -> list[str]:
+    """Unfinished units without a live job, and those whose job waits on one of them.
+
+    A job that waits (afterok) on a unit being submitted again can never start: SLURM would
+    kill it once the ended job's failure is seen. It is submitted again after the new one.
+    """
+    units = [SIMULATE] if SIMULATE in unfinished and SIMULATE not in active else []
+    for name in names:
+        unit = level_unit(name)
+        if unit in unfinished and (unit not in active or units[:1] == [SIMULATE]):
+            units.append(unit)
+    if REPORT in unfinished and (REPORT not in active or units):
+        units.append(REPORT)
+    return units
+
+
+def _refuse(layout: StudyLayout, active: dict[str, str], states: dict[str, str | None]) -> None:
+    listed = ", ".join(f"{job} {states[unit]}" for unit, job in sorted(active.items()))
+    raise EmustudyError(
+        f"study {layout.root.name!r} is already submitted and has jobs in SLURM ({listed}); "
+        "follow it with `emustudy status CONFIG`, or stop it with `emustudy cancel CONFIG` "
+        "before submitting again"
     )
-    report_id = (
-        sbatch(scripts["report"], after_ok=[levels_id] if levels_id else [])
-        if report_needed
-        else None
+
+
+def submit_study(
+    config: StudyConfig, *, profile: str, profiles_file: Path | None = None
+) -> Submission:
+    """Submit what is not done yet: simulate, then the level array (afterok), then the report.
+
+    Jobs of earlier submissions that are still queued or running are kept and waited for;
+    units whose job ended without finishing (cancelled, failed, timed out, or no longer known
+    to SLURM) are submitted again, and resume from the outputs their stages left.
+
+    Raises
+    ------
+    StaleOutputError
+        If outputs of a different config are in the study folder (nothing is submitted).
+    EmustudyError
+        If every unfinished stage has a job of an earlier submission still queued or running.
+    """
+    resources = submit_resources(profile, profiles_file)
+    layout = StudyLayout(config.study_dir.resolve())
+    config = config.model_copy(update={"output_dir": config.output_dir.resolve()})
+    unfinished, done = _unfinished(config, layout)
+    jobs = unit_jobs(read_submissions(layout))
+    states = unit_states(jobs)
+    active = {unit: jobs[unit] for unit, state in states.items() if state in ACTIVE}
+    names = level_names(config)
+    units = _to_submit(unfinished, active, names)
+    if not units:
+        if active:
+            _refuse(layout, active, states)
+        return Submission(_folder(layout), None, None, (), None)
+    todo = [name for name in names if level_unit(name) in units]
+    scripts = write_pipeline_scripts(config, resources, todo or None, done)
+    replaced = tuple(active[unit] for unit in units if unit in active)
+    scancel(replaced)
+    kept = {unit: job for unit, job in active.items() if unit not in units}
+    simulate_id = sbatch(scripts["simulate"]) if SIMULATE in units else None
+    first = [simulate_id] if simulate_id else [kept[SIMULATE]] if SIMULATE in kept else []
+    levels_id = sbatch(scripts["levels"], after_ok=first) if todo else None
+    levels = [levels_id] if levels_id else []
+    levels += [kept[level_unit(name)] for name in names if level_unit(name) in kept]
+    report_id = sbatch(scripts["report"], after_ok=levels or first) if REPORT in units else None
+    after = tuple(job for job in [*first, *levels] if job in kept.values())
+    submission = Submission(
+        _folder(layout), simulate_id, levels_id, tuple(todo), report_id, after, replaced
     )
-    submission = Submission(_folder(layout), simulate_id, levels_id, tuple(todo), report_id)
-    if not submission.job_ids:
-        return submission  # everything is done: keep the record of the submission that did it
     record = {
         "submitted": datetime.now(UTC).isoformat(timespec="seconds"),
         "profile": profile,
         "simulate": simulate_id,
         "levels": levels_id,
-        "level_names": list(todo),
+        "level_names": todo,
         "report": report_id,
         "job_ids": submission.job_ids,
+        "after": list(after),
+        "replaced": list(replaced),
         "submitted_by": os.environ.get("USER") or str(os.getuid()),
     }
-    path = _folder(layout) / "jobs.json"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=2))
-    os.replace(temporary, path)
+    append_submission(layout, record)
     return submission
 
 
 def cancel_study(config: StudyConfig) -> list[str]:
-    """Cancel the jobs of the last submission that SLURM still runs or holds; return their ids."""
+    """Cancel the study's jobs that SLURM still runs or holds; return their ids."""
     layout = StudyLayout(config.study_dir.resolve())
-    ids = [str(job) for job in read_jobs(layout).get("job_ids", [])]
-    if not ids:
+    jobs = unit_jobs(read_submissions(layout))
+    if not jobs:
         raise EmustudyError(
             f"nothing to cancel: study {config.name!r} has no submission in {_folder(layout)}"
         )
-    states = job_states(ids)
+    states = unit_states(jobs)
     active = sorted(
-        {job.split("_")[0] for job, state in states.items() if state in _ACTIVE}, key=int
+        {jobs[unit].split("_")[0] for unit, state in states.items() if state in ACTIVE}, key=int
     )
     scancel(active)
     return active

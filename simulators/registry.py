@@ -10,6 +10,7 @@ where ``MyModel(**settings)`` returns a :class:`simulators.base.Simulator`.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -18,7 +19,13 @@ from typing import Any
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "register", "make_simulator", "available_simulators"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "register",
+    "make_simulator",
+    "available_simulators",
+    "unknown_simulator_message",
+]
 
 ENTRY_POINT_GROUP = "emustudy.simulators"
 
@@ -74,21 +81,56 @@ def available_simulators() -> list[str]:
     return sorted(_all())
 
 
+def unknown_simulator_message(name: object, known: list[str]) -> str:
+    """Why ``name`` names no simulator, the known names, and how to add one.
+
+    Names are looked up, never imported: a dotted or ``module:attr`` path is refused like any
+    other unknown name, so a config cannot make emustudy import arbitrary code.
+    """
+    hint = ""
+    if isinstance(name, str) and ("." in name or ":" in name):
+        hint = (
+            " Simulators are chosen by registered name, not by Python import path: "
+            f"{name!r} is not imported."
+        )
+    return (
+        f"unknown simulator {name!r}; known simulators: {', '.join(sorted(known))}.{hint} "
+        f"Use one of those names, or register your own under the entry-point group "
+        f"{ENTRY_POINT_GROUP!r}."
+    )
+
+
+def _parameters(factory: Callable[..., Simulator]) -> str:
+    try:
+        found = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return "see its documentation"
+    shown = [
+        p.name if p.default is inspect.Parameter.empty else f"{p.name} (default {p.default!r})"
+        for p in found
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    return ", ".join(shown) or "none"
+
+
 def make_simulator(name: str, **settings: Any) -> Simulator:
     """Build a registered simulator.
 
     Raises
     ------
     ConfigError
-        If ``name`` is unknown (the message lists the known names) or the settings are invalid.
+        If ``name`` is unknown (the message lists the known names) or the settings are invalid
+        (the message lists the settings the simulator takes).
     """
     factories = _all()
-    if name not in factories:
-        raise ConfigError(
-            f"unknown simulator {name!r}; known simulators: {', '.join(sorted(factories))}. "
-            f"Register your own under the entry-point group {ENTRY_POINT_GROUP!r}."
-        )
+    if not isinstance(name, str) or name not in factories:
+        raise ConfigError(unknown_simulator_message(name, list(factories)))
     try:
         return factories[name](**settings)
-    except TypeError as err:
-        raise ConfigError(f"invalid settings {settings} for simulator {name!r}: {err}") from err
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"invalid settings {settings} for simulator {name!r}: {err}; it takes: "
+            f"{_parameters(factories[name])}. Fix the names and types of simulator.settings"
+        ) from err
