@@ -29,6 +29,7 @@ garbage; :func:`discard_corrupt_chunks` finds such files so that a campaign reco
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import shutil
@@ -36,13 +37,12 @@ import struct
 import uuid
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-import google_crc32c
+import crc32c
 import numpy as np
 import xarray as xr
 import zarr
@@ -264,9 +264,9 @@ def _layout(path: Path, name: str) -> dict[str, Any]:
 
 
 def _crc32c(buffer: Any) -> int:
-    view = np.frombuffer(buffer, dtype=np.uint8)
-    view.flags.writeable = False  # google_crc32c takes read-only buffers only
-    return google_crc32c.value(view)
+    # The crc32c package uses the CPU's CRC instruction: ~25 GB/s here, against google_crc32c's
+    # ~5.5 GB/s (what zarr's codec uses; the values are the same), a quarter of a chunk write.
+    return crc32c.crc32c(memoryview(np.ascontiguousarray(buffer)).cast("B"))
 
 
 def _chunk_problem(meta: dict[str, Any], data: np.ndarray) -> str | None:
@@ -479,9 +479,22 @@ def write_rows(
             group[name][region] = value
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_metadata(file: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    return json.loads(Path(file).read_text())
+
+
+def _metadata(path: Path, name: str) -> dict[str, Any]:
+    """``name``'s zarr.json, parsed once per version of the file (a chunk write reads it for
+    every array). The result is shared: do not modify it."""
+    file = path / name / "zarr.json"
+    stat = file.stat()
+    return _cached_metadata(str(file), stat.st_mtime_ns, stat.st_size)
+
+
 def _unwritten_chunk(path: Path, name: str, start: int, rows: int) -> bool:
     """Whether rows ``start:start + rows`` are exactly one chunk of ``name`` with no file yet."""
-    meta = json.loads((path / name / "zarr.json").read_text())
+    meta = _metadata(path, name)
     chunk, n = meta["chunk_grid"]["configuration"]["chunk_shape"][0], meta["shape"][0]
     if (
         start % chunk
@@ -497,14 +510,9 @@ _BYTES_CODECS = ({"name": "bytes", "configuration": {"endian": "little"}}, {"nam
 _DEFAULT_KEYS = {"name": "default", "configuration": {"separator": "/"}}
 
 
-_OVERLAP_BYTES = 1 << 20
-_writers: list[ThreadPoolExecutor] = []
-
-
-def _writer() -> ThreadPoolExecutor:
-    if not _writers:
-        _writers.append(ThreadPoolExecutor(max_workers=4, thread_name_prefix="emustudy-write"))
-    return _writers[0]
+# Chunk files are written in 256 KiB pieces: single write() calls of several MB ran up to ~8x
+# slower on this machine's virtual disk when the page cache was busy.
+_WRITE_PIECE = 1 << 18
 
 
 def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bool:
@@ -518,7 +526,7 @@ def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bo
     ~50 % of np.save's speed. Returns False, writing nothing, when the array is laid out otherwise
     or the rows are not one whole chunk.
     """
-    meta = json.loads((path / name / "zarr.json").read_text())
+    meta = _metadata(path, name)
     chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
     codecs, rows, n = meta["codecs"], len(value), meta["shape"][0]
     checksum = codecs[-1]["name"] == "crc32c"
@@ -546,20 +554,16 @@ def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bo
 
         payload = Zstd.from_config(compressors[0]["configuration"]).encode(payload)
     file = path.joinpath(name, "c", str(start // chunk[0]), *["0"] * (len(chunk) - 1))
-    file.parent.mkdir(parents=True, exist_ok=True)
+    if not file.parent.is_dir():
+        file.parent.mkdir(parents=True, exist_ok=True)
     partial = file.with_name(f"{file.name}.{uuid.uuid4().hex}.partial")
     try:
-        with open(partial, "wb") as stream:
-            if checksum and len(payload) >= _OVERLAP_BYTES:
-                # the write releases the GIL: checksum the bytes while the kernel copies them
-                written = _writer().submit(stream.write, payload)
-                crc = _crc32c(payload)
-                written.result()
-                stream.write(struct.pack("<I", crc))
-            else:
-                stream.write(payload)
-                if checksum:
-                    stream.write(struct.pack("<I", _crc32c(payload)))
+        with open(partial, "wb", buffering=0) as stream:
+            view = memoryview(payload).cast("B")
+            for lo in range(0, len(view), _WRITE_PIECE):
+                stream.write(view[lo : lo + _WRITE_PIECE])
+            if checksum:
+                stream.write(struct.pack("<I", _crc32c(payload)))
         os.replace(partial, file)
     finally:
         partial.unlink(missing_ok=True)

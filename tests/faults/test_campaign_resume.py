@@ -63,7 +63,7 @@ DRIVER = textwrap.dedent(
 
     class Slow(GaussianLinear):
         def simulate(self, theta, seeds):
-            time.sleep(0.04)
+            time.sleep(0.2)  # 30 chunks on 2 workers: ~3 s, so the kill below lands mid-run
             return super().simulate(theta, seeds)
 
     if __name__ == "__main__":
