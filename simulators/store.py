@@ -458,7 +458,7 @@ def write_rows(
         "attempts": np.ones(rows, np.uint8) if attempts is None else np.asarray(attempts, np.uint8),
         "error": error,
         "elapsed": np.zeros(rows) if elapsed is None else np.asarray(elapsed, np.float64),
-        "host": np.full(rows, host[:HOST_CHARS], dtype=f"<U{HOST_CHARS}"),
+        "host": _host_column(host[:HOST_CHARS], rows),
         "job_id": np.full(rows, job_id, dtype=np.int64),
         "status": np.asarray(status, dtype=np.int8),  # last: it marks the rows complete
     }
@@ -471,7 +471,8 @@ def write_rows(
             if not has_error and _unwritten_chunk(path, name, start, rows):
                 continue  # all rows OK: the chunk already reads as empty (the fill value)
             value = value.astype(f"<U{ERROR_CHARS}")  # truncates longer texts
-        if _write_raw_chunk(path, name, start, value):
+        reuse = (host[:HOST_CHARS], rows) if name == "host" else None
+        if _write_raw_chunk(path, name, start, value, reuse=reuse):
             continue
         if group is None:
             group = zarr.open_group(path, mode="r+", use_consolidated=False)
@@ -515,7 +516,21 @@ _DEFAULT_KEYS = {"name": "default", "configuration": {"separator": "/"}}
 _WRITE_PIECE = 1 << 18
 
 
-def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bool:
+@functools.lru_cache(maxsize=4)
+def _host_column(host: str, rows: int) -> np.ndarray:
+    column = np.full(rows, host, dtype=f"<U{HOST_CHARS}")
+    column.flags.writeable = False
+    return column
+
+
+# A worker writes the same host column chunk after chunk: filling and compressing it anew was
+# ~15 % of a chunk write (benchmarks/store_write.py). Keyed by what determines its bytes.
+_constant_chunks: dict[tuple, bytes] = {}
+
+
+def _write_raw_chunk(
+    path: Path, name: str, start: int, value: np.ndarray, reuse: tuple | None = None
+) -> bool:
     """Write one whole chunk of an array as its file, the bytes zarr itself would write.
 
     With the little-endian ``bytes`` codec, then at most zstd and a ``crc32c``, a Zarr v3 chunk
@@ -523,8 +538,9 @@ def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bo
     zstd-compressed by the very numcodecs codec zarr uses, then their little-endian CRC-32C.
     Writing it straight from the array (to a temporary file renamed into place, as zarr does)
     skips zarr's per-call machinery and its copy per codec: the difference between ~10 % and
-    ~50 % of np.save's speed. Returns False, writing nothing, when the array is laid out otherwise
-    or the rows are not one whole chunk.
+    ~50 % of np.save's speed. ``reuse`` names what alone decides the chunk's bytes (for the host
+    column: the host and the rows); its compressed bytes are then computed once. Returns False,
+    writing nothing, when the array is laid out otherwise or the rows are not one whole chunk.
     """
     meta = _metadata(path, name)
     chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
@@ -550,9 +566,26 @@ def _write_raw_chunk(path: Path, name: str, start: int, value: np.ndarray) -> bo
         data = padded
     payload = memoryview(data).cast("B")
     if compressors:
-        from numcodecs import Zstd
+        configuration = compressors[0]["configuration"]
+        key = None
+        if reuse is not None:
+            key = (
+                json.dumps(configuration, sort_keys=True),
+                name,
+                reuse,
+                data.dtype.str,
+                data.shape,
+            )
+        encoded = _constant_chunks.get(key) if key is not None else None
+        if encoded is None:
+            from numcodecs import Zstd
 
-        payload = Zstd.from_config(compressors[0]["configuration"]).encode(payload)
+            encoded = Zstd.from_config(configuration).encode(payload)
+            if key is not None:
+                if len(_constant_chunks) >= 16:
+                    _constant_chunks.clear()
+                _constant_chunks[key] = encoded
+        payload = encoded
     file = path.joinpath(name, "c", str(start // chunk[0]), *["0"] * (len(chunk) - 1))
     if not file.parent.is_dir():
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -224,3 +224,22 @@ def test_raw_chunk_files_are_the_bytes_zarr_itself_writes(tmp_path, sim):
     assert _write_raw_chunk(ours, "x", 8, rows["x"][8:10])
     assert not _write_raw_chunk(ours, "x", 2, rows["x"][2:6])
     assert _write_raw_chunk(ours, "host", 0, np.full(4, "node-1", dtype="<U64"))  # zstd too
+
+
+def test_host_columns_of_different_hosts_are_not_mixed_up(tmp_path, sim):
+    path = tmp_path / "hosts.zarr"
+    _new(path, sim)
+    ok = np.full(4, Status.OK, dtype=np.int8)
+    for start, host in [(0, "node-a"), (4, "node-b"), (8, "node-a")]:
+        rows = 4 if start < 8 else 2
+        write_rows(
+            path,
+            start,
+            theta=np.zeros((rows, 2)),
+            x=np.zeros((rows, 2)),
+            seed=np.arange(rows, dtype=np.uint64),
+            status=ok[:rows],
+            host=host,
+        )
+    hosts = open_store(path)["host"].values
+    assert list(hosts) == ["node-a"] * 4 + ["node-b"] * 4 + ["node-a"] * 2
