@@ -18,7 +18,7 @@ from types import TracebackType
 
 from simulators.errors import StoreError
 
-__all__ = ["StoreLock", "lock_path"]
+__all__ = ["StoreLock", "lock_path", "process_alive"]
 
 
 def lock_path(store: Path) -> Path:
@@ -37,7 +37,8 @@ def _process_start(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]  # a zombie is gone too
 
 
-def _alive(pid: int, started: str | None) -> bool:
+def process_alive(pid: int, started: str | None = None) -> bool:
+    """Whether process ``pid`` of this host runs (and, given ``started``, is the same process)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +113,9 @@ class StoreLock:
             holder = {"host": "?", "pid": "?"}  # being written right now: treat as live
         here = holder.get("host") == socket.gethostname()
         pid = holder.get("pid")
-        stale = here and isinstance(pid, int) and not _alive(pid, holder.get("process_start"))
+        stale = (
+            here and isinstance(pid, int) and not process_alive(pid, holder.get("process_start"))
+        )
         if holder and not stale:
             raise StoreError(
                 f"{self.store} is being written by another campaign (host {holder.get('host')}, "

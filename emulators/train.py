@@ -34,11 +34,10 @@ import shutil
 import tempfile
 import time
 import warnings
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import lightning
 import torch
@@ -51,6 +50,7 @@ from emulators.fidelity import FidelityLevel
 from emulators.memory import large_allocations_mapped
 from emulators.module import ConditionalDensityModule
 from simulators.errors import EmustudyError
+from simulators.integrity import verify_torch_file
 from simulators.prior import Prior
 from simulators.store import open_store
 
@@ -414,22 +414,3 @@ def save_atomically(checkpoint: dict[str, Any], path: Path) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
-
-
-def verify_torch_file(source: str | os.PathLike[str] | IO[bytes]) -> None:
-    """Check every record of a torch file against the CRC-32 stored with it.
-
-    ``torch.load`` does not: bytes altered inside a tensor would load as other numbers.
-
-    Raises
-    ------
-    ValueError
-        Saying which record is damaged, or that ``source`` is not a whole torch zip file.
-    """
-    try:
-        with zipfile.ZipFile(source) as archive:
-            damaged = archive.testzip()
-    except Exception as err:  # zipfile raises several types for cut or foreign files
-        raise ValueError(f"not a whole torch zip file ({type(err).__name__}: {err})") from err
-    if damaged is not None:
-        raise ValueError(f"its record {damaged!r} fails its CRC-32 check: the bytes were altered")

@@ -22,9 +22,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import zipfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -33,6 +32,7 @@ from inference.errors import ResultFileError
 from inference.seeds import seeded
 from inference.settings import NPESettings, estimator_builder
 from inference.training import TrainingInfo
+from simulators.integrity import verify_torch_file
 
 __all__ = [
     "POSTERIOR_FORMAT",
@@ -54,25 +54,6 @@ def _reason(err: Exception) -> str:
     if marker in message:
         message = message.split(marker, 1)[1].strip().split(". ", 1)[0]
     return message[:300]
-
-
-def verify_torch_file(source: str | os.PathLike[str] | IO[bytes]) -> None:
-    """Check every record of a torch file against the CRC-32 stored with it.
-
-    ``torch.load`` does not: bytes altered inside a tensor would load as other numbers.
-
-    Raises
-    ------
-    ValueError
-        Saying which record is damaged, or that ``source`` is not a whole torch zip file.
-    """
-    try:
-        with zipfile.ZipFile(source) as archive:
-            damaged = archive.testzip()
-    except Exception as err:  # zipfile raises several types for cut or foreign files
-        raise ValueError(f"not a whole torch zip file ({type(err).__name__}: {err})") from err
-    if damaged is not None:
-        raise ValueError(f"its record {damaged!r} fails its CRC-32 check: the bytes were altered")
 
 
 def write_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:

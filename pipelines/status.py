@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.jobs import FINISHED_BAD, SlurmError, job_states
+from cluster.lock import process_alive
 from pipelines.config import StudyConfig
 from pipelines.layout import StudyLayout
 from pipelines.state import stage_states
@@ -92,13 +92,7 @@ def _alive(board: dict[str, object]) -> bool:
     """Whether the process that published a dashboard still runs (when this host can tell)."""
     pid = board.get("pid")
     if board.get("host") == socket.gethostname() and isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_alive(pid)
     job = board.get("slurm_job_id")
     if job:
         try:
