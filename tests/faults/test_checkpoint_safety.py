@@ -18,16 +18,15 @@ import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from fault_stores import write_gaussian_store
 
 from emulators import CheckpointError, EmulatorSpec, FidelityLevel, train_emulator
 from emulators.levels import STAND_IN_FORMAT, load_stand_in
 from inference import NPESettings, ResultFileError, TrainedPosterior, train_npe
-from simulators import Stream, make_simulator, sample_seeds
+from simulators import make_simulator
 from simulators.errors import EmustudyError
-from simulators.store import Status, create_store, store_identity, write_rows
 
 LEVEL = FidelityLevel(
     name="damaged",
@@ -87,15 +86,7 @@ def _one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished store of 1000 valid Gaussian-linear rows (dim 3)."""
-    path, n = tmp_path_factory.mktemp("store") / "train.zarr", 1000
-    theta = SIMULATOR.prior.sample_from_seeds(sample_seeds(0, np.arange(n), Stream.PRIOR))
-    seeds = sample_seeds(0, np.arange(n), Stream.SIMULATION)
-    identity = store_identity(SIMULATOR, n_samples=n, chunk_size=n, campaign_seed=0)
-    create_store(path, identity, SIMULATOR.prior.names, SIMULATOR.output_names)
-    x = SIMULATOR.simulate(theta, seeds)
-    ok = np.full(n, Status.OK, dtype=np.int8)
-    write_rows(path, 0, theta=theta, x=x, seed=seeds, elapsed=np.zeros(n), status=ok)
-    return path
+    return write_gaussian_store(tmp_path_factory.mktemp("store") / "train.zarr", 1000, dim=3)
 
 
 # Trains in a child that SIGKILLs itself once the checkpoint of its third epoch is on disk, so

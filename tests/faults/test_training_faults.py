@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fault_stores import write_gaussian_store
 
 from emulators import EmulatorSpec, FidelityLevel, train_emulator
 from inference import TrainedPosterior, child_seed, train_npe
 from inference.resume import ResumableNPE
 from pipelines.config import load_config
 from pipelines.scoring import train_replicates
-from simulators import Stream, make_simulator, sample_seeds
-from simulators.store import Status, create_store, load_pairs, store_identity, write_rows
+from simulators import make_simulator
+from simulators.store import load_pairs
 
 QUICKSTART = Path(__file__).parents[2] / "configs" / "quickstart.yaml"
 FRACTIONS = np.random.default_rng(20240607).uniform(0.05, 0.3, size=3)
@@ -51,19 +52,6 @@ INFERENCE = {
     "stop_after_epochs": 99,  # never stops early: the run is long enough to be killed
     "replicates": 2,
 }
-
-
-def write_gaussian_store(path: Path, n: int = 1000, **settings: float) -> Path:
-    """A finished store of ``n`` valid Gaussian-linear rows, written with the store API."""
-    simulator = make_simulator("gaussian_linear", **settings)
-    theta = simulator.prior.sample_from_seeds(sample_seeds(0, np.arange(n), Stream.PRIOR))
-    seeds = sample_seeds(0, np.arange(n), Stream.SIMULATION)
-    identity = store_identity(simulator, n_samples=n, chunk_size=n, campaign_seed=0)
-    create_store(path, identity, simulator.prior.names, simulator.output_names)
-    x = simulator.simulate(theta, seeds)
-    ok = np.full(n, Status.OK, dtype=np.int8)
-    write_rows(path, 0, theta=theta, x=x, seed=seeds, elapsed=np.zeros(n), status=ok)
-    return path
 
 
 @pytest.fixture(autouse=True)
