@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from emulators.fidelity import EmulatorSpec
 from simulators.errors import ConfigError, EmustudyError, StoreError
+from simulators.seeding import GOLDEN_GAMMA, mix64
 from simulators.store import Status, open_group, open_store
 
 _STATISTICS_ROWS = 4096
@@ -56,10 +57,7 @@ def split_hash(seed: int, index: np.ndarray) -> np.ndarray:
     hash : (n,) uint64
     """
     with np.errstate(over="ignore"):
-        z = np.asarray(index, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        return mix64(np.asarray(index, dtype=np.uint64) + np.uint64(seed) * GOLDEN_GAMMA)
 
 
 class _Rows(IterableDataset):

@@ -11,15 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulators.seeding import GOLDEN_GAMMA, mix64
+
 __all__ = ["seeded_normal"]
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def seeded_normal(seeds: np.ndarray, dim: int, stream: int = 0) -> np.ndarray:
@@ -43,7 +37,7 @@ def seeded_normal(seeds: np.ndarray, dim: int, stream: int = 0) -> np.ndarray:
         np.arange(2 * pairs, dtype=np.uint64) + np.uint64(1) + (np.uint64(stream) << np.uint64(32))
     )
     with np.errstate(over="ignore"):
-        bits = _mix(_mix(seeds)[:, None] + counter[None, :] * _GOLDEN)
+        bits = mix64(mix64(seeds)[:, None] + counter[None, :] * GOLDEN_GAMMA)
     uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
     radius = np.sqrt(-2.0 * np.log(uniform[:, 0::2]))
     angle = 2.0 * np.pi * uniform[:, 1::2]

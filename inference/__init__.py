@@ -1,10 +1,21 @@
-"""Inference: train NPE posteriors, score them against the ground truth, keep the scores."""
+"""Inference: train posteriors (NPE, NLE, NRE, MCMC on a likelihood), score them against the
+ground truth, keep the scores."""
 
 from inference.c2st import c2st
 from inference.calibration import finite_pairs, hpd_coverage, ranks_from_draws, recovery, tarp
 from inference.checkpoint import POSTERIOR_FORMAT
 from inference.errors import ResultFileError
 from inference.lc2st import LC2STResult, lc2st
+from inference.methods import (
+    InferenceMethod,
+    MethodContext,
+    available_methods,
+    get_method,
+    load_posterior,
+    register_method,
+    train_posterior,
+    train_posterior_to,
+)
 from inference.metrics import nltp, sbc_ranks, sbc_uniformity_pvalues
 from inference.misspecification import (
     detection_rate,
@@ -12,8 +23,9 @@ from inference.misspecification import (
     mmd_misspecification,
 )
 from inference.mmd import mmd, mmd_permutation_pvalue
-from inference.npe import TrainedPosterior, train_npe
-from inference.observation_model import ObservationModel
+from inference.npe import NPEPosterior, train_npe
+from inference.observations import ObservationModel
+from inference.posterior import Posterior
 from inference.predictive import predictive_distance
 from inference.reference import (
     EnsembleReference,
@@ -29,7 +41,7 @@ from inference.scores import (
     stack_replicates,
 )
 from inference.seeds import child_seed
-from inference.settings import NPESettings
+from inference.settings import MCMCSettings, MethodSettings, NPESettings
 from inference.training import TrainingInfo
 from inference.trend import fit_trend, score_trends
 
@@ -43,7 +55,18 @@ __all__ = [
     "Reference",
     "ResultFileError",
     "SCORES_FORMAT",
-    "TrainedPosterior",
+    "Posterior",
+    "NPEPosterior",
+    "InferenceMethod",
+    "MethodContext",
+    "MCMCSettings",
+    "MethodSettings",
+    "available_methods",
+    "get_method",
+    "load_posterior",
+    "register_method",
+    "train_posterior",
+    "train_posterior_to",
     "TrainingInfo",
     "c2st",
     "child_seed",

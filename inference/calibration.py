@@ -17,10 +17,9 @@ first by :func:`finite_pairs`, which reports how many: sbi's own SBC and TARP br
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy import stats
 
-from inference.npe import TrainedPosterior
+from inference.posterior import Posterior
 from simulators.errors import ConfigError
 
 __all__ = ["finite_pairs", "ranks_from_draws", "tarp", "hpd_coverage", "recovery"]
@@ -116,7 +115,7 @@ def tarp(
 
 
 def hpd_coverage(
-    posterior: TrainedPosterior,
+    posterior: Posterior,
     draws: np.ndarray,
     theta: np.ndarray,
     x: np.ndarray,
@@ -124,35 +123,33 @@ def hpd_coverage(
 ) -> np.ndarray:
     """Expected coverage of the highest-density regions of ``q``.
 
-    The true parameter lies inside the HPD region of credibility ``alpha`` when less than
-    ``alpha`` of the draws have a higher density than it. The prior-support renormalisation of
-    ``q`` is the same for all draws at one ``x``, so the raw estimator density ranks them.
+        The true parameter lies inside the HPD region of credibility ``alpha`` when less than
+        ``alpha`` of the draws have a higher density than it. The prior-support renormalisation of
+        ``q`` is the same for all draws at one ``x``, so the raw estimator density ranks them
+    (:meth:`~inference.posterior.Posterior.log_prob_unnormalised`, which every method has).
 
-    Parameters
-    ----------
-    posterior : TrainedPosterior
-    draws : (S, N, p)
-        From ``q(. | x_i)``.
-    theta : (N, p)
-    x : (N, d)
-    credibility : (L,)
-        Levels in [0, 1].
+        Parameters
+        ----------
+        posterior : Posterior
+        draws : (S, N, p)
+            From ``q(. | x_i)``.
+        theta : (N, p)
+        x : (N, d)
+        credibility : (L,)
+            Levels in [0, 1].
 
-    Returns
-    -------
-    coverage : (L,)
-        Fraction of pairs covered at each level; equal to ``credibility`` when calibrated.
+        Returns
+        -------
+        coverage : (L,)
+            Fraction of pairs covered at each level; equal to ``credibility`` when calibrated.
     """
     draws, theta = _check_draws(draws, theta)
-    x_t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    estimator = posterior.posterior
-    with torch.no_grad():
-        log_draws = estimator.log_prob_batched(
-            torch.as_tensor(draws, dtype=torch.float32), x_t, norm_posterior=False
-        ).numpy()
-        log_theta = estimator.log_prob_batched(
-            torch.as_tensor(theta[None], dtype=torch.float32), x_t, norm_posterior=False
-        ).numpy()[0]
+    x = np.asarray(x, dtype=np.float64)
+    n_draws, n_pairs, n_params = draws.shape
+    log_draws = posterior.log_prob_unnormalised(
+        draws.reshape(n_draws * n_pairs, n_params), np.tile(x, (n_draws, 1))
+    ).reshape(n_draws, n_pairs)
+    log_theta = posterior.log_prob_unnormalised(theta, x)
     level = (log_draws > log_theta[None]).mean(axis=0)  # (N,): HPD level reaching theta_i
     return (level[None] <= np.asarray(credibility)[:, None]).mean(axis=1)
 

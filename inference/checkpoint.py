@@ -1,20 +1,23 @@
-"""Safe files for trained posteriors: plain values and tensors, never pickled objects.
+"""Safe files for posteriors of every method: plain values and tensors, never pickled objects.
 
-A posterior file is one ``torch.save`` of a dict (format ``emustudy-posterior/1``)::
+A posterior file is one ``torch.save`` of a dict (format ``emustudy-posterior/2``)::
 
-    format      str    "emustudy-posterior/1"
-    settings    dict   NPESettings.model_dump()
+    format      str    "emustudy-posterior/2"
+    method      str    registered method name ("npe", "nle", "nre", "emulator_likelihood", ...)
+    settings    dict   the method's settings (MethodSettings.model_dump())
     prior       dict   Prior.model_dump(mode="json")
     theta_dim   int
     x_dim       int
-    state_dict  dict   the estimator's tensors
+    state_dict  dict   the trained network's tensors (empty for methods that train none)
     training    dict   TrainingInfo.to_dict()
+    extra       dict   plain values the method needs to rebuild itself (optional)
     fingerprint str    digest of the training inputs (optional, see inference.resume)
     versions    dict   sbi and torch versions that wrote it (informational)
 
-It is written atomically (temporary file in the same folder, then ``os.replace``) and read with
-``torch.load(..., weights_only=True)``, which refuses any pickled object instead of running it,
-after :func:`verify_torch_file` has checked every record against its CRC-32.
+Files of format ``emustudy-posterior/1`` (NPE only, before methods existed) read as ``npe``.
+A file is written atomically (temporary file in the same folder, then ``os.replace``) and read
+with ``torch.load(..., weights_only=True)``, which refuses any pickled object instead of running
+it, after :func:`verify_torch_file` has checked every record against its CRC-32.
 """
 
 from __future__ import annotations
@@ -26,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from inference.errors import ResultFileError
 from inference.seeds import seeded
-from inference.settings import NPESettings, estimator_builder
 from inference.training import TrainingInfo
 from simulators.integrity import verify_torch_file
 
@@ -38,12 +40,15 @@ __all__ = [
     "POSTERIOR_FORMAT",
     "write_checkpoint",
     "read_checkpoint",
-    "rebuild_estimator",
+    "read_settings",
+    "read_training",
+    "rebuild_network",
     "verify_torch_file",
 ]
 
-POSTERIOR_FORMAT = "emustudy-posterior/1"
-_KEYS = ("format", "settings", "prior", "theta_dim", "x_dim", "state_dict", "training")
+POSTERIOR_FORMAT = "emustudy-posterior/2"
+_OLD_FORMAT = "emustudy-posterior/1"
+_KEYS = ("format", "method", "settings", "prior", "theta_dim", "x_dim", "state_dict", "training")
 _DUMMY_ROWS = 64
 
 
@@ -87,19 +92,19 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns
     -------
     payload : dict
-        With every key of the module docstring.
+        With every key of the module docstring (``extra`` defaults to ``{}``).
 
     Raises
     ------
     ResultFileError
         If the file is missing, holds pickled objects or is unreadable, or is not an emustudy
-        posterior of this format.
+        posterior of a known format.
     """
     path = Path(path)
     if not path.is_file():
         raise ResultFileError(
-            f"no trained posterior at {path}; train one with train_npe(...) and write it "
-            "with TrainedPosterior.save(path)"
+            f"no trained posterior at {path}; train one with inference.train_posterior(...) "
+            "and write it with its save(path)"
         )
     try:
         verify_torch_file(path)
@@ -108,31 +113,37 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ResultFileError(
             f"{path} is not a plain-data emustudy posterior file and was not loaded "
             f"({type(err).__name__}: {_reason(err)}). Files holding pickled objects are "
-            "refused, never run. Retrain the posterior and write it with TrainedPosterior.save."
+            "refused, never run. Retrain the posterior and save it again."
         ) from err
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found == _OLD_FORMAT and isinstance(payload, dict):
+        payload = {**payload, "format": POSTERIOR_FORMAT, "method": "npe"}
+        found = POSTERIOR_FORMAT
     if found != POSTERIOR_FORMAT or not all(key in payload for key in _KEYS):
         raise ResultFileError(
             f"{path} has format {found!r}, expected {POSTERIOR_FORMAT!r} with keys "
-            f"{list(_KEYS)}; it was not written by TrainedPosterior.save of this version. "
+            f"{list(_KEYS)}; it was not written by a posterior's save() of this version. "
             "Retrain the posterior and save it again."
         )
+    payload.setdefault("extra", {})
     return payload
 
 
-def rebuild_estimator(
-    payload: dict[str, Any], path: str | os.PathLike[str]
-) -> tuple[NPESettings, TrainingInfo, Any]:
-    """Rebuild the trained estimator of a checked payload.
+def rebuild_network(
+    builder: Any, payload: dict[str, Any], path: str | os.PathLike[str]
+) -> torch.nn.Module:
+    """Rebuild the trained network of a checked payload.
 
-    The network is built by :func:`~inference.settings.estimator_builder` on standard-normal
-    dummy batches of the stored shapes (non-degenerate, so z-scoring builds cleanly), under a
-    fixed seed that leaves torch's global generator untouched; ``load_state_dict`` (strict)
-    then overwrites every weight and buffer, the z-scoring statistics and flow permutations
-    included.
+    The network is built by ``builder`` (:func:`~inference.settings.network_builder`) on
+    standard-normal dummy batches of the stored shapes (non-degenerate, so z-scoring builds
+    cleanly), under a fixed seed that leaves torch's global generator untouched;
+    ``load_state_dict`` (strict) then overwrites every weight and buffer, the z-scoring
+    statistics and flow permutations included.
 
     Parameters
     ----------
+    builder : callable
+        ``builder(theta, x)`` returning an untrained network.
     payload : dict
         From :func:`read_checkpoint`.
     path : path-like
@@ -140,31 +151,66 @@ def rebuild_estimator(
 
     Returns
     -------
-    settings : NPESettings
-    training : TrainingInfo
-    estimator : sbi ConditionalDensityEstimator, in eval mode
+    network : torch.nn.Module, in eval mode
 
     Raises
     ------
     ResultFileError
-        If the settings, training record or tensors do not rebuild the estimator.
+        If the tensors do not rebuild the network or hold NaN or infinite values.
     """
     try:
-        settings = NPESettings.model_validate(payload["settings"])
-        training = TrainingInfo.from_dict(payload["training"])
         with seeded(0):
-            estimator = estimator_builder(settings)(
+            network = builder(
                 torch.randn(_DUMMY_ROWS, int(payload["theta_dim"])),
                 torch.randn(_DUMMY_ROWS, int(payload["x_dim"])),
             )
-        estimator.load_state_dict(payload["state_dict"])
+        network.load_state_dict(payload["state_dict"])
         if not all(t.isfinite().all() for t in payload["state_dict"].values()):
             raise ValueError("the weights hold NaN or infinite values")
-    except (ValidationError, KeyError, TypeError, ValueError, RuntimeError) as err:
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ResultFileError(
             f"{path} is an emustudy posterior file whose contents do not rebuild the "
-            f"estimator ({type(err).__name__}: {_reason(err)}); it is corrupt or was "
+            f"network ({type(err).__name__}: {_reason(err)}); it is corrupt or was "
             "edited. Retrain the posterior and save it again."
         ) from err
-    estimator.eval()
-    return settings, training, estimator
+    network.eval()
+    return network
+
+
+def _unreadable(path: str | os.PathLike[str], what: str, err: Exception) -> ResultFileError:
+    return ResultFileError(
+        f"{path} is an emustudy posterior file whose {what} does not read back "
+        f"({type(err).__name__}: {_reason(err)}); it is corrupt or was edited. Retrain the "
+        "posterior and save it again."
+    )
+
+
+def read_settings(
+    payload: dict[str, Any], path: str | os.PathLike[str], model: type[BaseModel]
+) -> Any:
+    """The settings of a checked payload as ``model`` (fields ``model`` lacks are ignored).
+
+    Raises
+    ------
+    ResultFileError
+        If they do not validate.
+    """
+    try:
+        known = {k: v for k, v in dict(payload["settings"]).items() if k in model.model_fields}
+        return model.model_validate(known)
+    except (ValidationError, KeyError, TypeError, ValueError) as err:
+        raise _unreadable(path, "settings", err) from err
+
+
+def read_training(payload: dict[str, Any], path: str | os.PathLike[str]) -> TrainingInfo:
+    """The training record of a checked payload.
+
+    Raises
+    ------
+    ResultFileError
+        If it does not read back.
+    """
+    try:
+        return TrainingInfo.from_dict(payload["training"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise _unreadable(path, "training record", err) from err

@@ -1,6 +1,6 @@
 """Posterior quality metrics: C2ST, simulation-based calibration and NLTP.
 
-Pure functions of numpy arrays (and of a :class:`~inference.npe.TrainedPosterior` where samples
+Pure functions of numpy arrays (and of a :class:`~inference.posterior.Posterior` where samples
 or densities are needed); every random choice comes from an explicit seed.
 
 * :func:`c2st` (re-exported from :mod:`inference.c2st`, the fast batched-torch version) compares
@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from inference.c2st import C2ST_FOLDS, c2st
-from inference.npe import TrainedPosterior
+from inference.posterior import Posterior
 from inference.seeds import child_seed
 from simulators.errors import ConfigError
 
@@ -30,7 +30,7 @@ _SBC_DRAWS_PER_CALL = 2**20
 
 
 def sbc_ranks(
-    posterior: TrainedPosterior,
+    posterior: Posterior,
     theta: np.ndarray,
     x: np.ndarray,
     n_samples: int,
@@ -40,7 +40,7 @@ def sbc_ranks(
 
     Parameters
     ----------
-    posterior : TrainedPosterior
+    posterior : Posterior
     theta : (N, n_params)
         True parameters drawn from the prior.
     x : (N, n_outputs)
@@ -112,12 +112,12 @@ def sbc_uniformity_pvalues(ranks: np.ndarray, n_samples: int, *, seed: int = 0) 
     return np.array([stats.kstest(u[:, j], "uniform").pvalue for j in range(u.shape[1])])
 
 
-def nltp(posterior: TrainedPosterior, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+def nltp(posterior: Posterior, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Negative log posterior density of each true parameter, pairwise.
 
     Parameters
     ----------
-    posterior : TrainedPosterior
+    posterior : Posterior
     theta : (N, n_params)
     x : (N, n_outputs)
 

@@ -1,18 +1,39 @@
-"""Checks of the observations a user conditions or scores a posterior on.
+"""Observations: where a study's come from, how they differ from the simulator, their checks.
+
+The one home of observations. :func:`study_observations` reads a study's observation store,
+counts (and drops) observations with non-finite outputs, and passes the rest through an
+:class:`ObservationModel`: ``perfect`` keeps them, ``noise`` adds Gaussian noise of ``scale``
+output standard deviations to every output, and ``contamination`` replaces a ``fraction`` of the
+outputs of each observation by outliers ``scale`` standard deviations away (random sign); seeded,
+so the same observations come back every time.
 
 An observation with NaN, of the wrong shape, or whose true parameters lie outside the prior's
-support would otherwise surface far away (a NaN sample, an infinite NLTP); these checks refuse it
-where it is given, naming the observation by its index and saying what to do.
+support would otherwise surface far away (a NaN sample, an infinite NLTP); the checks here refuse
+it where it is given, naming the observation by its index and saying what to do.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import os
+from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from inference.seeds import check_seed
 from simulators.errors import ConfigError
 from simulators.prior import Prior
+from simulators.store import load_pairs, open_store
 
-__all__ = ["check_observation", "check_observations", "check_in_support"]
+__all__ = [
+    "ObservationModel",
+    "Observations",
+    "check_in_support",
+    "check_observation",
+    "check_observations",
+    "study_observations",
+]
 
 _SHOWN = 10
 
@@ -128,4 +149,113 @@ def check_in_support(theta: np.ndarray, prior: Prior, name: str) -> None:
         f"{theta[first, j]:g} is not in [{low:g}, {high:g}] (rows outside: {_rows_list(rows)}). "
         "The prior gives those parameters zero density, so no posterior can be scored on them: "
         "drop those rows, or use pairs simulated from this prior"
+    )
+
+
+class ObservationModel(BaseModel):
+    """A declared observation model.
+
+    Attributes
+    ----------
+    kind : {"perfect", "noise", "contamination"}
+    scale : float
+        Noise standard deviation (``noise``) or outlier distance (``contamination``), in units
+        of each output's standard deviation over the reference outputs.
+    fraction : float
+        Fraction of outputs contaminated per observation (``contamination`` only).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["perfect", "noise", "contamination"] = "perfect"
+    scale: float = Field(1.0, ge=0)
+    fraction: float = Field(0.1, ge=0, le=1)
+
+    @property
+    def misspecified(self) -> bool:
+        """Whether observations differ from true-simulator outputs."""
+        return self.kind != "perfect" and self.scale > 0
+
+    def apply(self, x: np.ndarray, output_std: np.ndarray, seed: int) -> np.ndarray:
+        """Observations made from true-simulator outputs.
+
+        Parameters
+        ----------
+        x : (n_obs, d)
+            True-simulator outputs.
+        output_std : (d,)
+            Standard deviation of each output (e.g. over held-out simulator outputs).
+        seed : int
+
+        Returns
+        -------
+        x_obs : (n_obs, d)
+        """
+        x = np.asarray(x, dtype=np.float64)
+        output_std = np.broadcast_to(np.asarray(output_std, dtype=np.float64), x.shape[1:])
+        if x.ndim != 2:
+            raise ConfigError(f"x must be (n_obs, d), got {x.shape}")
+        rng = np.random.default_rng(check_seed(seed))
+        if self.kind == "noise":
+            return x + self.scale * output_std * rng.standard_normal(x.shape)
+        if self.kind == "contamination":
+            n_bad = int(round(self.fraction * x.shape[1]))
+            out = x.copy()
+            for row in out:
+                columns = rng.choice(x.shape[1], size=n_bad, replace=False)
+                sign = rng.choice([-1.0, 1.0], size=n_bad)
+                row[columns] += sign * self.scale * output_std[columns]
+            return out
+        return x.copy()
+
+
+@dataclass(frozen=True)
+class Observations:
+    """A study's observations and where they came from.
+
+    Attributes
+    ----------
+    x : (n_obs, d)
+        Finite observations, after the observation model.
+    source : str
+        The store (or file) they were read from.
+    n_non_finite : int
+        Observations dropped because an output was NaN or infinite (failed simulator runs).
+    model : ObservationModel
+    """
+
+    x: np.ndarray
+    source: str
+    n_non_finite: int
+    model: ObservationModel
+
+
+def study_observations(
+    observations_store: str | os.PathLike[str],
+    test_store: str | os.PathLike[str],
+    model: ObservationModel,
+    seed: int,
+) -> Observations:
+    """A study's observations: its observation store's finite rows through ``model``.
+
+    Output scales for the observation model come from the held-out test store.
+
+    Raises
+    ------
+    ConfigError
+        If no observation is finite (every observation run failed).
+    """
+    x = open_store(observations_store)["x"].values
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.any():
+        raise ConfigError(
+            f"all {len(x)} observations in {observations_store} have non-finite outputs (failed "
+            "simulator runs); check the simulator's failures in `emustudy status` and rerun"
+        )
+    _, x_test, _ = load_pairs(test_store)
+    return Observations(
+        x=model.apply(x[finite], x_test.std(axis=0), seed),
+        source=str(observations_store),
+        n_non_finite=int((~finite).sum()),
+        model=model,
     )

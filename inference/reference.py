@@ -17,8 +17,9 @@ from typing import Protocol
 import numpy as np
 
 from inference.c2st import c2st
-from inference.npe import TrainedPosterior, train_npe
+from inference.npe import train_npe
 from inference.observations import check_observations
+from inference.posterior import Posterior
 from inference.seeds import child_seed
 from inference.settings import NPESettings
 from simulators.base import ExactPosterior
@@ -63,13 +64,13 @@ class EnsembleReference:
 
     Parameters
     ----------
-    members : sequence of TrainedPosterior
+    members : sequence of Posterior
         At least two, so that their self-agreement can be measured.
     """
 
     kind = "ensemble"
 
-    def __init__(self, members: list[TrainedPosterior]) -> None:
+    def __init__(self, members: list[Posterior]) -> None:
         if len(members) < 2:
             raise ConfigError(
                 f"a reference ensemble needs at least 2 members, got {len(members)}; "

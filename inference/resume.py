@@ -1,19 +1,22 @@
-"""Resumable NPE training: sbi's NPE-C saving its whole training state as it goes.
+"""Resumable training of sbi's trainers (NPE, NLE, NRE): the whole training state saved as it goes.
 
-sbi 0.27 keeps the state of ``NPE.train`` on the trainer (network, Adam's moments, epoch counter,
+sbi 0.27 keeps the state of a trainer's ``train`` (network, Adam's moments, epoch counter,
 last and best validation loss, best weights, epochs since the last improvement, train/validation
 split, per-epoch summaries) and continues it with ``resume_training=True``, but only within one
-process. :class:`ResumableNPE` saves that state, with torch's random state, to a
-:class:`StateFolder` after epochs, and :meth:`ResumableNPE.restore` puts it back into a fresh
-trainer: a run killed at any point and started again continues from its last saved epoch and
-ends with the very weights of a run never interrupted (same machine and thread count).
+process. :func:`resumable` makes a subclass of any sbi trainer that saves that state, with
+torch's random state, to a :class:`StateFolder` after epochs, and whose ``restore`` puts it back
+into a fresh trainer: a run killed at any point and started again continues from its last
+saved epoch and ends with the very weights of a run never interrupted (same machine and
+thread count).
 
 Training in slices of epochs (``max_num_epochs`` raised, ``resume_training=True``) would not do:
 at the end of each slice sbi reloads the best weights and scores the last epoch a second time, so
 a sliced run drifts away from an uninterrupted one.
 
 A state file (format ``emustudy-npe-training/1``) is one ``torch.save`` of plain values and
-tensors, read with ``torch.load(..., weights_only=True)``: a pickled object is refused, never run::
+tensors, read with ``torch.load(..., weights_only=True)``: a pickled object is refused, never run.
+This module is the one place that reads and writes sbi's private trainer fields (sbi is pinned to
+0.27; :func:`resumable` checks that the fields it needs exist)::
 
     format                  str    "emustudy-npe-training/1"
     fingerprint             str    digest of data, prior, settings and seed (training_fingerprint)
@@ -39,26 +42,23 @@ import shutil
 import tempfile
 import time
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from sbi.inference import NPE
 from torch.optim import Adam
 
-from inference.checkpoint import read_checkpoint, verify_torch_file
+from inference.checkpoint import verify_torch_file
 from inference.errors import ResultFileError
-from inference.npe import train_npe
-from inference.seeds import check_seed
 from inference.settings import NPESettings
 from simulators.prior import Prior
 
 __all__ = [
     "TRAINING_FORMAT",
-    "ResumableNPE",
     "StateFolder",
-    "train_npe_to",
+    "resumable",
     "training_fingerprint",
 ]
 
@@ -88,8 +88,9 @@ def training_fingerprint(
     prior: Prior,
     settings: NPESettings,
     seed: int,
+    method: str = "npe",
 ) -> str:
-    """Digest of everything an NPE training result depends on.
+    """Digest of everything a training result depends on.
 
     Parameters
     ----------
@@ -97,7 +98,9 @@ def training_fingerprint(
     x : (n, n_outputs)
         Digested as the float32 values training uses.
     prior, settings, seed
-        As given to :func:`~inference.npe.train_npe`.
+        As given to the method's ``train``.
+    method : str
+        The inference method's registered name.
 
     Returns
     -------
@@ -110,6 +113,8 @@ def training_fingerprint(
         digest.update(json.dumps([str(values.dtype), list(values.shape)]).encode())
         digest.update(values.tobytes())
     described = [prior.model_dump(mode="json"), settings.model_dump(mode="json"), int(seed)]
+    if method != "npe":  # NPE fingerprints stay what they were before methods existed
+        described.append(method)
     digest.update(json.dumps(described, sort_keys=True).encode())
     return digest.hexdigest()[:32]
 
@@ -230,22 +235,37 @@ class StateFolder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class ResumableNPE(NPE):
-    """sbi's ``NPE`` (NPE-C) that saves its whole training state after epochs.
+_PRIVATE_FIELDS = ("_neural_net", "_best_model_state_dict", "_summary", "_build_neural_net")
 
-    Parameters
-    ----------
-    states : StateFolder
-    fingerprint : str
-        Of the inputs (:func:`training_fingerprint`), stored in every state.
-    every : float
-        Least number of seconds between two saves (0: after every epoch).
-    **kwargs
-        Passed to sbi's ``NPE``.
+
+@cache
+def resumable(trainer: type) -> type:
+    """A subclass of the sbi trainer class ``trainer`` that saves its state after epochs.
+
+    The subclass takes ``states`` (:class:`StateFolder`), ``fingerprint`` (of the inputs,
+    :func:`training_fingerprint`) and ``every`` (least seconds between two saves; 0 saves after
+    every epoch) besides the trainer's own arguments.
+
+    One class per trainer class (cached), so it can be inspected and patched in tests.
+
+    Raises
+    ------
+    TypeError
+        If ``trainer`` lacks sbi 0.27's epoch hook (another sbi version).
     """
+    if not hasattr(trainer, "_summarize_epoch"):
+        raise TypeError(
+            f"{trainer.__name__} has no _summarize_epoch: resumable training needs sbi 0.27's "
+            "trainers (install sbi>=0.27,<0.28)"
+        )
+    return type(f"Resumable{trainer.__name__}", (_Resumable, trainer), {})
+
+
+class _Resumable:
+    """The part of a resumable trainer that saves and restores sbi's training state."""
 
     def __init__(self, *, states: StateFolder, fingerprint: str, every: float, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[call-arg]
         self.states, self.fingerprint, self.every = states, fingerprint, float(every)
         self.resumed_epochs = 0
         self._seconds_before = 0.0
@@ -271,7 +291,9 @@ class ResumableNPE(NPE):
     ) -> None:
         # sbi calls this at the end of every epoch, after which nothing in the epoch loop draws
         # random numbers before the next epoch: the state saved here is an exact resume point.
-        super()._summarize_epoch(train_loss, val_loss, epoch_start_time, summarization_kwargs)
+        super()._summarize_epoch(  # type: ignore[misc]
+            train_loss, val_loss, epoch_start_time, summarization_kwargs
+        )
         if time.monotonic() - self._saved_at >= self.every:
             self.states.save(self.state(epoch=self.epoch + 1, finished=False))
             self._saved_at = time.monotonic()
@@ -326,58 +348,7 @@ class ResumableNPE(NPE):
             torch.set_rng_state(rng)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
             raise ResultFileError(
-                f"the NPE training state {path} does not fit these data and settings "
+                f"the training state {path} does not fit these data and settings "
                 f"({type(err).__name__}: {str(err)[:200]}); it is corrupt or was edited. "
                 f"Delete {path.parent} to train this posterior from the beginning."
             ) from err
-
-
-def train_npe_to(
-    path: str | os.PathLike[str],
-    theta: np.ndarray,
-    x: np.ndarray,
-    prior: Prior,
-    settings: NPESettings,
-    *,
-    seed: int,
-    checkpoint_every: float = 1.0,
-) -> bool:
-    """Train a posterior into ``path``, resuming a killed training and skipping a done one.
-
-    Training saves its state in the folder ``<stem>.training`` beside ``path`` (see
-    :func:`~inference.npe.train_npe`), removed once the posterior is written. A posterior
-    already at ``path`` trained from these very inputs (same fingerprint) is kept as it is.
-
-    Parameters
-    ----------
-    path : path-like
-        The posterior file to write.
-    theta : (n, n_params)
-    x : (n, n_outputs)
-    prior, settings, seed, checkpoint_every
-        As for :func:`~inference.npe.train_npe`.
-
-    Returns
-    -------
-    trained : bool
-        False when ``path`` already held this posterior and nothing was trained.
-    """
-    path = Path(path)
-    fingerprint = training_fingerprint(theta, x, prior, settings, check_seed(seed))
-    if path.is_file():
-        with contextlib.suppress(ResultFileError):
-            if read_checkpoint(path).get("fingerprint") == fingerprint:
-                return False
-    folder = StateFolder(path.with_name(f"{path.stem}.training"))
-    posterior = train_npe(
-        theta,
-        x,
-        prior,
-        settings,
-        seed=seed,
-        checkpoint=folder.folder,
-        checkpoint_every=checkpoint_every,
-    )
-    posterior.save(path)
-    folder.clear()
-    return True

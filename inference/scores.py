@@ -1,31 +1,13 @@
-"""Score a trained posterior against the ground truth, and keep the scores in Zarr.
+"""Score a posterior against the ground truth, and keep the scores in Zarr.
 
-:func:`score_posterior` gathers every score of one trained posterior (one replicate) into one
-``xarray.Dataset`` (format ``emustudy-scores/1``)::
-
-    c2st             (observation,)       C2ST accuracy against reference draws (0.5: identical)
-    mmd              (observation,)       squared MMD against reference draws (0: identical)
-    lc2st_statistic  (observation,)       local C2ST statistic (0: valid at this observation)
-    lc2st_pvalue     (observation,)       its p-value (small: invalid at this observation)
-    ppc_distance     (observation,)       true-simulator predictive distance (with a simulator)
-    nltp             (test_pair,)         -log q(theta_i | x_i)
-    nltp_mean        ()                   mean of nltp
-    sbc_rank         (test_pair, param)   rank of theta_i among n_sbc_samples draws
-    sbc_pvalue       (param,)             KS p-value of rank uniformity
-    tarp_ecp         (alpha,)             TARP expected coverage curve
-    tarp_atc         ()                   its signed area beyond 0.5 (< 0: overconfident)
-    tarp_pvalue      ()                   KS p-value of TARP coverage uniformity
-    hpd_coverage     (credibility,)       coverage of highest-density regions
-    mean_error       (param,)             RMS error of the posterior mean
-    contraction      (param,)             1 - posterior variance / prior variance
-    n_invalid_test   ()                   test pairs dropped for non-finite values
-    pair_draws       (draw, param)        posterior draws at the first observation
-    reference_draws  (draw, param)        reference draws at the first observation
-
-with integer coordinates ``observation`` and ``test_pair``, parameter names on ``param``, and
-attributes recording the settings used. :func:`stack_replicates` stacks the replicates of one
-level into ``level x replicate x ...``. :func:`save_scores` writes a Dataset atomically; a crash
-never leaves a half-written store at the destination.
+:func:`score_posterior` computes every score of :data:`inference.score_table.SCORES` that applies
+to one posterior (one replicate) into one ``xarray.Dataset`` (format ``emustudy-scores/1``), with
+integer coordinates ``observation`` and ``test_pair``, parameter names on ``param``, and
+attributes recording the method, its settings and the scoring settings. Scores a posterior
+cannot have are left out (NLTP for a posterior without a normalised density, the predictive
+distance without a simulator). :func:`stack_replicates` stacks the replicates of one level into
+``level x replicate x ...``. :func:`save_scores` writes a Dataset atomically; a crash never
+leaves a half-written store at the destination.
 """
 
 from __future__ import annotations
@@ -40,30 +22,24 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from inference.calibration import finite_pairs, hpd_coverage, ranks_from_draws, recovery, tarp
+from inference.c2st import C2ST_FOLDS
+from inference.calibration import finite_pairs
 from inference.errors import ResultFileError
-from inference.lc2st import lc2st
-from inference.metrics import C2ST_FOLDS, c2st, nltp, sbc_uniformity_pvalues
-from inference.mmd import mmd
-from inference.npe import TrainedPosterior
 from inference.observations import check_in_support, check_observations
-from inference.predictive import predictive_distance
-from inference.seeds import check_seed, child_seed
+from inference.posterior import Posterior
+from inference.score_table import SCORES
+from inference.scoring_context import CREDIBILITY, ScoringContext
+from inference.seeds import check_seed
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 
 __all__ = ["SCORES_FORMAT", "score_posterior", "stack_replicates", "save_scores", "load_scores"]
 
 SCORES_FORMAT = "emustudy-scores/1"
-CREDIBILITY = np.linspace(0.05, 0.95, 19)
-_PAIR_DRAWS = 500
-
-# Child-seed keys of the random steps of one scoring.
-_POSTERIOR_DRAWS, _C2ST, _SBC, _SBC_JITTER, _TARP, _LC2ST, _PPC, _PRIOR = range(8)
 
 
 def score_posterior(
-    posterior: TrainedPosterior,
+    posterior: Posterior,
     *,
     x_obs: np.ndarray,
     reference_samples: np.ndarray,
@@ -75,12 +51,13 @@ def score_posterior(
     simulator: Simulator | None = None,
     n_ppc_samples: int = 100,
     n_lc2st_null: int = 30,
+    max_test_pairs: int | None = None,
 ) -> xr.Dataset:
-    """Compute every score of one trained posterior.
+    """Compute every score of the score table that applies to one posterior.
 
     Parameters
     ----------
-    posterior : TrainedPosterior
+    posterior : Posterior
     x_obs : (n_obs, n_outputs)
         Observations at which the posterior is compared with the reference.
     reference_samples : (n_obs, n_ref, n_params)
@@ -101,27 +78,66 @@ def score_posterior(
         The true simulator; when given, ``ppc_distance`` is computed from ``n_ppc_samples``
         draws per observation.
     n_ppc_samples, n_lc2st_null : int
+    max_test_pairs : int, optional
+        Use only the first this many finite test pairs (for posteriors sampled by MCMC, whose
+        draws at every test pair cost a chain each).
 
     Returns
     -------
     scores : xarray.Dataset
-        See the module docstring.
+        One variable per applicable entry of :data:`~inference.score_table.SCORES`.
 
     Raises
     ------
     ConfigError
         If shapes disagree with each other or with the posterior.
     """
-    seed = check_seed(seed)
+    context = _context(
+        posterior,
+        x_obs,
+        reference_samples,
+        theta_test,
+        x_test,
+        n_posterior_samples,
+        max_test_pairs,
+    )
+    context.n_sbc_samples = int(n_sbc_samples)
+    context.seed = check_seed(seed)
+    context.simulator = simulator
+    context.n_ppc_samples = int(n_ppc_samples)
+    context.n_lc2st_null = int(n_lc2st_null)
+    variables = {
+        spec.name: (spec.dims, spec.compute(context))  # type: ignore[misc]
+        for spec in SCORES
+        if spec.applies_to(context)
+    }
+    return xr.Dataset(
+        variables,
+        coords={
+            "observation": np.arange(len(context.x_obs), dtype=np.int64),
+            "test_pair": np.arange(len(context.x_test), dtype=np.int64),
+            "param": np.array(list(posterior.prior.names), dtype=object),
+            "alpha": context.tarp["alpha"],
+            "credibility": CREDIBILITY,
+        },
+        attrs=_attrs(context),
+    )
+
+
+def _context(
+    posterior: Posterior,
+    x_obs: np.ndarray,
+    reference_samples: np.ndarray,
+    theta_test: np.ndarray,
+    x_test: np.ndarray,
+    n_posterior_samples: int,
+    max_test_pairs: int | None,
+) -> ScoringContext:
+    """Check the inputs against each other and the posterior; drop non-finite test pairs."""
     p, d = posterior.theta_dim, posterior.x_dim
     x_obs = check_observations(x_obs, d, "x_obs")
     reference = np.asarray(reference_samples, dtype=np.float64)
-    if (
-        x_obs.ndim != 2
-        or x_obs.shape[1] != d
-        or reference.ndim != 3
-        or reference.shape[::2] != (len(x_obs), p)
-    ):
+    if reference.ndim != 3 or reference.shape[::2] != (len(x_obs), p):
         raise ConfigError(
             f"x_obs must be (n_obs, {d}) and reference_samples (n_obs, n_ref, {p}), got "
             f"{x_obs.shape} and {reference.shape}; pass one block of reference draws per "
@@ -146,80 +162,41 @@ def score_posterior(
             f"{theta_arr.shape} and {x_arr.shape}"
         )
     check_in_support(theta_arr, posterior.prior, "theta_test")
-    theta_test, x_test, n_invalid = finite_pairs(theta_arr, x_arr)
-    if len(x_test) < 20:
+    theta_fin, x_fin, n_invalid = finite_pairs(theta_arr, x_arr)
+    if len(x_fin) < 20:
         raise ConfigError(
-            f"only {len(x_test)} finite test pairs (of {len(x_arr)}); scoring needs at least 20, "
+            f"only {len(x_fin)} finite test pairs (of {len(x_arr)}); scoring needs at least 20, "
             "so simulate more test pairs"
         )
-
-    draws = posterior.sample_batched(x_obs, n_posterior_samples, child_seed(seed, _POSTERIOR_DRAWS))
-    c2st_values = np.array(
-        [
-            c2st(reference[i, :n_posterior_samples], draws[:, i], child_seed(seed, _C2ST, i))
-            for i in range(len(x_obs))
-        ]
-    )
-    mmd_values = np.array(
-        [mmd(reference[i, :n_posterior_samples], draws[:, i]) for i in range(len(x_obs))]
-    )
-    nltp_values = nltp(posterior, theta_test, x_test)
-    test_draws = posterior.sample_batched(x_test, n_sbc_samples, child_seed(seed, _SBC))
-    ranks = ranks_from_draws(test_draws, theta_test)
-    pvalues = sbc_uniformity_pvalues(ranks, n_sbc_samples, seed=child_seed(seed, _SBC_JITTER))
-    tarp_result = tarp(test_draws, theta_test, child_seed(seed, _TARP))
-    coverage = hpd_coverage(posterior, test_draws, theta_test, x_test, CREDIBILITY)
-    prior_draws = posterior.prior.sample(np.random.default_rng(child_seed(seed, _PRIOR)), 100_000)
-    recovered = recovery(test_draws, theta_test, prior_draws.var(axis=0))
-    local = lc2st(
-        theta_test,
-        x_test,
-        test_draws[0],
-        x_obs,
-        draws,
-        child_seed(seed, _LC2ST),
-        n_null=n_lc2st_null,
+    if max_test_pairs is not None:
+        theta_fin, x_fin = theta_fin[: max(20, max_test_pairs)], x_fin[: max(20, max_test_pairs)]
+    return ScoringContext(
+        posterior=posterior,
+        x_obs=x_obs,
+        reference=reference,
+        theta_test=theta_fin,
+        x_test=x_fin,
+        n_invalid=int(n_invalid),
+        n_posterior_samples=int(n_posterior_samples),
+        n_sbc_samples=0,
+        seed=0,
     )
 
-    variables: dict[str, Any] = {
-        "c2st": ("observation", c2st_values),
-        "mmd": ("observation", mmd_values),
-        "lc2st_statistic": ("observation", local.statistic),
-        "lc2st_pvalue": ("observation", local.pvalue),
-        "nltp": ("test_pair", nltp_values),
-        "nltp_mean": ((), float(np.mean(nltp_values))),
-        "sbc_rank": (("test_pair", "param"), ranks),
-        "sbc_pvalue": ("param", pvalues),
-        "tarp_ecp": ("alpha", tarp_result["ecp"]),
-        "tarp_atc": ((), tarp_result["atc"]),
-        "tarp_pvalue": ((), tarp_result["ks_pvalue"]),
-        "hpd_coverage": ("credibility", coverage),
-        "mean_error": ("param", recovered["mean_error"]),
-        "contraction": ("param", recovered["contraction"]),
-        "n_invalid_test": ((), n_invalid),
-        # a sample at the first observation, for the report's pair plot
-        "pair_draws": (("draw", "param"), draws[:_PAIR_DRAWS, 0]),
-        "reference_draws": (("draw", "param"), reference[0, : min(_PAIR_DRAWS, len(draws))]),
-    }
-    if simulator is not None:
-        n_ppc = min(n_ppc_samples, n_posterior_samples)
-        variables["ppc_distance"] = (
-            "observation",
-            predictive_distance(
-                simulator, draws[:n_ppc], x_obs, x_test.std(axis=0), child_seed(seed, _PPC)
-            ),
-        )
-    attrs: dict[str, Any] = {
+
+def _attrs(context: ScoringContext) -> dict[str, Any]:
+    posterior = context.posterior
+    return {
         "format": SCORES_FORMAT,
-        "seed": seed,
-        "n_posterior_samples": int(n_posterior_samples),
-        "n_sbc_samples": int(n_sbc_samples),
+        "seed": context.seed,
+        "method": posterior.method,
+        "n_posterior_samples": context.n_posterior_samples,
+        "n_sbc_samples": context.n_sbc_samples,
         "c2st_classifier": "batched torch MLP (2 x 10 * n_params ReLU), early stopping",
         "c2st_folds": C2ST_FOLDS,
         "mmd_kernel": "Gaussian, median-heuristic bandwidth, z-scored by the reference draws",
-        "lc2st_null_trials": int(n_lc2st_null),
+        "lc2st_null_trials": context.n_lc2st_null,
         "sbc_test": "Kolmogorov-Smirnov on jittered ranks (rank + U(0,1)) / (n_sbc_samples + 1)",
-        "npe_settings": posterior.settings.model_dump(),
+        "method_settings": posterior.settings,
         "prior": posterior.prior.model_dump(mode="json"),
         "training": {
             key: value
@@ -227,17 +204,6 @@ def score_posterior(
             if key not in ("training_loss", "validation_loss")
         },
     }
-    return xr.Dataset(
-        variables,
-        coords={
-            "observation": np.arange(len(x_obs), dtype=np.int64),
-            "test_pair": np.arange(len(x_test), dtype=np.int64),
-            "param": np.array(list(posterior.prior.names), dtype=object),
-            "alpha": tarp_result["alpha"],
-            "credibility": CREDIBILITY,
-        },
-        attrs=attrs,
-    )
 
 
 def stack_replicates(replicates: list[xr.Dataset], level: str) -> xr.Dataset:

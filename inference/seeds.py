@@ -2,8 +2,9 @@
 
 Every random step of training, sampling and scoring takes an integer seed; pieces of work that
 share one seed (chunks of a batch, observations of a score) get independent child seeds from
-:func:`child_seed`. Torch's global generator is only ever used inside :func:`seeded`, which
-restores its state on exit, so calling this layer never changes anyone else's random stream.
+:func:`child_seed`. Torch's and numpy's global generators are only ever used inside
+:func:`seeded`, which restores their state on exit, so calling this layer never changes
+anyone else's random stream.
 """
 
 from __future__ import annotations
@@ -53,9 +54,17 @@ def child_seed(seed: int, *key: int) -> int:
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block and restore its previous state on exit."""
+    """Seed torch's CPU generator and numpy's global one inside the block; restore both on exit.
+
+    numpy's global generator is included because sbi's slice samplers draw from it.
+    """
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(check_seed(seed))
-        yield
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(check_seed(seed))
+            np.random.seed(child_seed(seed, 0x5EED))
+            yield
+    finally:
+        np.random.set_state(state)

@@ -1,6 +1,6 @@
-"""NPE settings, and the one place that turns them into an sbi density-estimator builder.
+"""Settings of the inference methods, and the one place that turns them into sbi networks.
 
-Training and loading both build the estimator through :func:`estimator_builder`, so a saved
+Training and loading both build networks through :func:`network_builder`, so a saved
 ``state_dict`` always fits the network that loading rebuilds.
 """
 
@@ -11,32 +11,37 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-__all__ = ["NPESettings", "estimator_builder"]
+__all__ = ["MCMCSettings", "MethodSettings", "NPESettings", "estimator_builder", "network_builder"]
+
+NetworkRole = Literal["posterior", "likelihood", "classifier"]
 
 
 class NPESettings(BaseModel):
-    """Density estimator and training settings of NPE.
+    """The neural network of a method and how it is trained (sbi's ``train`` arguments).
 
     Attributes
     ----------
     density_estimator : {"maf", "nsf", "mdn", "zuko_maf", "zuko_nsf"}
         Masked autoregressive flow, neural spline flow, mixture density network, or zuko's
-        MAF / NSF.
+        MAF / NSF: the conditional density of NPE (over theta) and NLE (over x).
+    classifier : {"resnet", "mlp", "linear"}
+        The classifier of NRE.
     hidden_features : int
         Hidden units per layer.
     num_transforms : int
-        Flow transforms (ignored by ``mdn``).
+        Flow transforms (ignored by ``mdn`` and classifiers).
     training_batch_size, learning_rate, validation_fraction, stop_after_epochs, max_num_epochs
         Passed to sbi's ``train``: Adam's step size, the held-out fraction used for early
         stopping, the epochs without improvement before stopping, and the epoch budget.
     embedding_features : int, optional
         When set, ``x`` first passes through a trained fully connected embedding network (two
-        hidden layers of 50 units) to this many features: for high-dimensional outputs.
+        hidden layers of 50 units) to this many features: for high-dimensional outputs (NPE).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     density_estimator: Literal["maf", "nsf", "mdn", "zuko_maf", "zuko_nsf"] = "maf"
+    classifier: Literal["resnet", "mlp", "linear"] = "resnet"
     hidden_features: PositiveInt = 50
     num_transforms: PositiveInt = 5
     training_batch_size: PositiveInt = 256
@@ -46,22 +51,82 @@ class NPESettings(BaseModel):
     max_num_epochs: PositiveInt = 500
     embedding_features: PositiveInt | None = None
 
+    @property
+    def network(self) -> NPESettings:
+        """Only the network and training fields (drops what subclasses add)."""
+        return NPESettings(**self.model_dump(include=set(NPESettings.model_fields)))
 
-def estimator_builder(settings: NPESettings) -> Any:
-    """sbi's builder for the estimator ``settings`` describe.
+
+class MCMCSettings(BaseModel):
+    """How methods without a direct sampler (NLE, NRE, a likelihood) draw: sbi's MCMC.
+
+    Attributes
+    ----------
+    sampler : {"slice_np_vectorized", "nuts_pyro", "hmc_pyro"}
+        sbi's vectorised slice sampler, or Pyro's NUTS / HMC.
+    chains : int
+        Chains per observation, started by sampling-importance-resampling from the prior
+        (``init_strategy="resample"``), so every mode gets chains.
+    warmup : int
+        Steps discarded at the start of each chain.
+    thin : int
+        Keep every ``thin``-th step.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sampler: Literal["slice_np_vectorized", "nuts_pyro", "hmc_pyro"] = "slice_np_vectorized"
+    chains: PositiveInt = 20
+    warmup: PositiveInt = 200
+    thin: PositiveInt = 1
+
+
+class MethodSettings(NPESettings):
+    """Everything one inference method needs: its network, MCMC, and its own options.
+
+    Attributes
+    ----------
+    mcmc : MCMCSettings
+    options : dict
+        Method-specific settings by method name (e.g. ``{"nnpe": {"slab_scale": 0.25}}``),
+        validated by that method's ``options_model`` when the config loads.
+    """
+
+    mcmc: MCMCSettings = MCMCSettings()
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def network_builder(settings: NPESettings, role: NetworkRole = "posterior") -> Any:
+    """sbi's builder for the network ``settings`` describe, in one of three roles.
+
+    Parameters
+    ----------
+    settings : NPESettings
+    role : {"posterior", "likelihood", "classifier"}
+        ``q(theta | x)`` (NPE), ``q(x | theta)`` (NLE) or a classifier of ``(theta, x)`` pairs
+        (NRE).
 
     Returns
     -------
     builder : callable
         ``builder(theta, x)`` with ``theta`` ``(batch, n_params)`` and ``x``
-        ``(batch, n_outputs)`` float32 tensors returns an untrained conditional density
-        estimator; the batch sets its shapes and initial z-scoring, which a loaded
-        ``state_dict`` then overwrites.
+        ``(batch, n_outputs)`` float32 tensors returns an untrained network; the batch sets its
+        shapes and initial z-scoring, which a loaded ``state_dict`` then overwrites.
     """
-    from sbi.neural_nets import posterior_nn
+    from sbi.neural_nets import classifier_nn, likelihood_nn, posterior_nn
     from sbi.neural_nets.embedding_nets import FCEmbedding
 
     def builder(theta: Any, x: Any) -> Any:
+        if role == "likelihood":
+            return likelihood_nn(
+                model=settings.density_estimator,
+                hidden_features=settings.hidden_features,
+                num_transforms=settings.num_transforms,
+            )(theta, x)
+        if role == "classifier":
+            return classifier_nn(
+                model=settings.classifier, hidden_features=settings.hidden_features
+            )(theta, x)
         # the embedding's input size is only known from the batch
         embedding = (
             torch.nn.Identity()
@@ -76,3 +141,8 @@ def estimator_builder(settings: NPESettings) -> Any:
         )(theta, x)
 
     return builder
+
+
+def estimator_builder(settings: NPESettings) -> Any:
+    """The posterior-density builder of NPE (``network_builder(settings, "posterior")``)."""
+    return network_builder(settings, "posterior")

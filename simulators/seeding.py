@@ -10,7 +10,7 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["Stream", "sample_seeds"]
+__all__ = ["GOLDEN_GAMMA", "Stream", "mix64", "sample_seeds"]
 
 
 class Stream(IntEnum):
@@ -41,3 +41,25 @@ def sample_seeds(campaign_seed: int, indices: np.ndarray, stream: Stream) -> np.
         sequence = np.random.SeedSequence(campaign_seed, spawn_key=(int(index), int(stream)))
         seeds[k] = sequence.generate_state(1, dtype=np.uint64)[0]
     return seeds
+
+
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+"""splitmix64's increment (2**64 / golden ratio): consecutive counters times it are well spread."""
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise: a bijective 64-bit hash (Steele et al. 2014).
+
+    Parameters
+    ----------
+    z : array of uint64 (any shape)
+
+    Returns
+    -------
+    hashed : uint64, same shape
+    """
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))

@@ -6,12 +6,14 @@ set), :func:`measure_emulator_error` reports:
 * ``nll``: mean negative log-likelihood ``-log q(x_i | theta_i)`` of the held-out pairs under
   the stand-in (NaN where it has no density: reduced simulators, perturbed emulators with extra
   noise), with its standard error ``nll_se``;
-* ``c2st`` and ``mmd``: two-sample distances between ``(theta, x)`` drawn from the stand-in and
-  from the simulator at the *same* held-out thetas. The comparison is joint in ``(theta, x)``:
-  since both samples share the thetas, a classifier or kernel can only tell them apart through
-  ``x | theta``, so it scores the conditional averaged over the test parameters. (Comparing the
-  marginals of ``x`` alone would miss an emulator that ignores ``theta`` but matches the prior
-  predictive; a per-theta test would need hundreds of draws at each theta.)
+* ``c2st`` and ``mmd``: two-sample distances (:func:`inference.c2st.c2st`,
+  :func:`inference.mmd.mmd`, the same estimators that score posteriors) between ``(theta, x)``
+  drawn from the stand-in and from the simulator at the *same* held-out thetas. The comparison
+  is joint in ``(theta, x)``: since both samples share the thetas, a classifier or kernel can
+  only tell them apart through ``x | theta``, so it scores the conditional averaged over the
+  test parameters. (Comparing the marginals of ``x`` alone would miss an emulator that ignores
+  ``theta`` but matches the prior predictive; a per-theta test would need hundreds of draws at
+  each theta.)
 * ``mean_error`` and ``std_error`` per output: the average over thetas of the difference of
   the per-theta mean (and standard deviation) over ``n_draws`` draws, stand-in minus simulator,
   signed, so a declared bias shows up as itself; ``mean_rmse`` and ``std_rmse`` are the
@@ -35,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from emulators.distances import c2st_accuracy, mmd_squared
+from inference.c2st import c2st
+from inference.mmd import mmd
 from simulators.base import Simulator
 from simulators.errors import ConfigError, StoreError
 from simulators.registry import make_simulator
@@ -45,6 +48,15 @@ from simulators.store import load_pairs, open_store
 __all__ = ["load_emulator_error", "measure_emulator_error", "save_emulator_error"]
 
 _KIND = "emustudy-emulator-error/1"
+_MMD_ROWS = 1000  # MMD's cost is quadratic in the rows; a seeded subset of both samples
+
+
+def _rows(a: np.ndarray, b: np.ndarray, most: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same seeded subset of at most ``most`` rows of ``a`` and ``b`` (equal lengths)."""
+    if len(a) <= most:
+        return a, b
+    keep = np.random.default_rng(seed).choice(len(a), size=most, replace=False)
+    return a[keep], b[keep]
 
 
 def measure_emulator_error(
@@ -120,8 +132,8 @@ def measure_emulator_error(
     scalars = {
         "nll": nll,
         "nll_se": nll_se,
-        "c2st": c2st_accuracy(joint_truth[finite], joint_stand_in[finite], seed=seed),
-        "mmd": mmd_squared(joint_truth[finite], joint_stand_in[finite], seed=seed),
+        "c2st": c2st(joint_truth[finite], joint_stand_in[finite], seed),
+        "mmd": mmd(*_rows(joint_truth[finite], joint_stand_in[finite], _MMD_ROWS, seed)),
         "stand_in_samples_per_second": stand_in_rate,
         "simulator_samples_per_second": truth_rate,
         "speedup": stand_in_rate / truth_rate,
