@@ -56,6 +56,11 @@ def validate(config: Path = ConfigArgument) -> None:
     levels = ", ".join(f"{lvl.name} ({lvl.simplification:g})" for lvl in study.ladder)
     console.print(f"[green]{config} is valid[/green]: study {study.name!r} → {study.study_dir}")
     console.print(f"simulator {study.simulator.name} {study.simulator.settings}; levels: {levels}")
+    from pipelines.units import skipped_units
+
+    console.print(f"inference methods: {', '.join(study.inference.methods)}")
+    for level, method, reason in skipped_units(study):
+        console.print(f"  {method} is left out for {level}: {reason}")
 
 
 @app.command()
@@ -293,14 +298,14 @@ def _scores_table(csv: Path) -> Table:
     columns = {  # header: (column, format); columns a study does not have are left out
         "C2ST": ("c2st_mean", "{:.3f}"),
         "NLTP": ("nltp_mean", "{:.3f}"),
-        "SBC p": ("sbc_pvalue_mean", "{:.3f}"),
+        "SBC min p": ("sbc_min_pvalue_mean", "{:.3f}"),
         "emu C2ST": ("emulator_c2st", "{:.3f}"),
         "emu NLL": ("emulator_nll", "{:.3f}"),
         "cost": ("total_core_hours", _duration),
     }
     shown = {h: c for h, c in columns.items() if c[0] in frame and frame[c[0]].notna().any()}
     table = Table(
-        title="scores per level, mean over replicates (ceiling: NPE on true-simulator data)"
+        title="scores per level and method, mean over replicates (ceiling: true-simulator data)"
     )
     for header in ("level", "simpl.", *shown):
         table.add_column(header, justify="left" if header == "level" else "right")
@@ -314,7 +319,9 @@ def _scores_table(csv: Path) -> Table:
                 cells.append(style(value) if callable(style) else style.format(value))
         simplification = row["simplification"]
         table.add_row(
-            str(row["level"]), "-" if pd.isna(simplification) else f"{simplification:g}", *cells
+            str(row.get("unit", row["level"])),
+            "-" if pd.isna(simplification) else f"{simplification:g}",
+            *cells,
         )
     return table
 

@@ -12,10 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from yaml.constructor import ConstructorError
 
 from cluster.settings import CampaignSettings
+from emulators.data import MIN_ROWS
 from emulators.fidelity import FidelityLevel, Level, check_folder_name
 from emulators.levels import check_ladder
-from inference.observation_model import ObservationModel
-from inference.settings import NPESettings
+from inference.methods import get_method
+from inference.observations import ObservationModel
+from inference.score_table import quality_scores
+from inference.settings import MethodSettings, NPESettings
 from pipelines.config_errors import describe_errors
 from simulators.errors import ConfigError
 from simulators.registry import available_simulators, make_simulator, unknown_simulator_message
@@ -31,6 +34,10 @@ __all__ = [
     "load_config",
     "digest",
 ]
+
+
+MIN_TEST_PAIRS = 20
+"""Fewest finite held-out pairs a posterior is scored on (:func:`inference.score_posterior`)."""
 
 
 class _Frozen(BaseModel):
@@ -83,15 +90,28 @@ class ScoreSettings(_Frozen):
     misspecification_alpha: float = Field(
         0.05, gt=0, lt=1, description="p-value below which an observation is flagged"
     )
+    mcmc_test_pairs: int = Field(
+        100,
+        ge=20,
+        description="held-out pairs scored (SBC, TARP, coverage) for methods sampled by MCMC",
+    )
     observation_model: ObservationModel = Field(
         default_factory=ObservationModel,
         description="how observations differ from the simulator (perfect, noise, contamination)",
     )
 
 
-class InferenceSettings(NPESettings):
-    """NPE settings plus how many posteriors to train and how to build a reference posterior."""
+class InferenceSettings(MethodSettings):
+    """Which inference methods, their network/MCMC settings, replicates and the reference.
 
+    ``method: nle`` is short for ``methods: [nle]``. Every method runs on every level it applies
+    to (``emulator_likelihood`` needs a level with a density, and at the ceiling a simulator
+    with ``log_likelihood``); the report shows them side by side.
+    """
+
+    methods: tuple[str, ...] = Field(
+        ("npe",), min_length=1, description="registered inference methods (npe, nle, nre, ...)"
+    )
     replicates: int = Field(3, gt=0, description="posteriors per level, one per training seed")
     reference_members: int = Field(
         3, ge=2, description="ensemble members of a trained reference (simulators without one)"
@@ -100,10 +120,50 @@ class InferenceSettings(NPESettings):
         None, gt=0, description="true-simulator runs the reference ensemble uses; default: train"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_method(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "method" in raw:
+            if "methods" in raw:
+                raise ValueError("give `method: NAME` or `methods: [NAMES]`, not both")
+            raw = {key: value for key, value in raw.items() if key != "method"} | {
+                "methods": [raw["method"]]
+            }
+        return raw
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"inference methods must be unique, got {list(methods)}")
+        for name in methods:
+            try:
+                get_method(name)
+            except ConfigError as err:
+                raise ValueError(str(err)) from err
+        return methods
+
+    @model_validator(mode="after")
+    def _valid_options(self) -> InferenceSettings:
+        unused = sorted(set(self.options) - set(self.methods))
+        if unused:
+            raise ValueError(
+                f"options for {unused} but methods are {list(self.methods)}; add the method to "
+                "`methods` or remove its options"
+            )
+        for name in self.methods:
+            get_method(name).options(self.method_settings)  # raises on bad options
+        return self
+
     @property
     def npe(self) -> NPESettings:
         """The settings of one NPE training."""
-        return NPESettings(**self.model_dump(include=set(NPESettings.model_fields)))
+        return self.network
+
+    @property
+    def method_settings(self) -> MethodSettings:
+        """What a method's training reads (without replicates, methods and the reference)."""
+        return MethodSettings(**self.model_dump(include=set(MethodSettings.model_fields)))
 
 
 class ReportSettings(_Frozen):
@@ -111,14 +171,16 @@ class ReportSettings(_Frozen):
     whose ``quality_score`` meets ``quality_target``."""
 
     quality_score: str = Field(
-        "c2st", description="c2st, mmd or nltp (lower is better), or sbc_pvalue (higher)"
+        "c2st",
+        description="a summarised score of the score table: c2st, mmd, nltp, ppc_distance "
+        "(lower is better), sbc_pvalue (higher), ...",
     )
     quality_target: float = Field(0.6, description="e.g. C2ST at most 0.6")
 
     @field_validator("quality_score")
     @classmethod
     def _known_score(cls, name: str) -> str:
-        allowed = ("c2st", "mmd", "nltp", "sbc_pvalue", "ppc_distance")
+        allowed = tuple(quality_scores())
         if name not in allowed:
             raise ValueError(f"unknown quality_score {name!r}; choose one of {', '.join(allowed)}")
         return name
@@ -162,10 +224,21 @@ class StudyConfig(_Frozen):
             raise ValueError(
                 "'ceiling' is reserved for the posterior trained on true-simulator data"
             )
+        if self.budgets.test < MIN_TEST_PAIRS:
+            raise ValueError(
+                f"budgets.test={self.budgets.test} is below {MIN_TEST_PAIRS}, the fewest held-out "
+                f"pairs scoring uses; raise budgets.test to at least {MIN_TEST_PAIRS}"
+            )
         for level in self.ladder:
             if not isinstance(level, FidelityLevel):
                 continue
             wanted = level.emulator.train_samples
+            if (wanted or self.budgets.train) < MIN_ROWS:
+                raise ValueError(
+                    f"level {level.name!r} would train its emulator on "
+                    f"{wanted or self.budgets.train} runs, fewer than the {MIN_ROWS} an emulator "
+                    f"needs; raise emulator.train_samples (or budgets.train) to at least {MIN_ROWS}"
+                )
             if wanted is not None and wanted > self.budgets.train:
                 raise ValueError(
                     f"level {level.name!r} asks for emulator.train_samples={wanted} but "

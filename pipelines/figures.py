@@ -59,21 +59,36 @@ def _annotate(ax: plt.Axes, xs, ys, names) -> None:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
 
 
+def _by_method(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    if "method" not in table:
+        return [("", table)]
+    return [(str(method), rows) for method, rows in table.groupby("method", sort=False)]
+
+
 def score_vs_level(table: pd.DataFrame, score: str, label: str) -> bytes:
-    """A score against the declared simplification; bars span the replicates."""
-    levels, ceiling = _levels(table)
+    """A score against the declared simplification, one line per inference method; bars span
+    the replicates, dashed lines are each method's ceiling."""
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=_DPI)
-    ax.errorbar(
-        levels["simplification"],
-        levels[f"{score}_mean"],
-        yerr=_interval(levels, score),
-        marker="o",
-        capsize=3,
-        label="emulator levels (min-max over replicates)",
-    )
-    _annotate(ax, levels["simplification"], levels[f"{score}_mean"], levels["level"])
-    if len(ceiling) and np.isfinite(ceiling[f"{score}_mean"].iloc[0]):
-        ax.axhline(ceiling[f"{score}_mean"].iloc[0], color="k", ls="--", label="ceiling")
+    for index, (method, rows) in enumerate(_by_method(table)):
+        levels, ceiling = _levels(rows[rows[f"{score}_mean"].notna()])
+        colour = f"C{index}"
+        ax.errorbar(
+            levels["simplification"],
+            levels[f"{score}_mean"],
+            yerr=_interval(levels, score),
+            marker="o",
+            capsize=3,
+            color=colour,
+            label=f"{method or 'emulator levels'} (min-max over replicates)",
+        )
+        _annotate(ax, levels["simplification"], levels[f"{score}_mean"], levels["level"])
+        if len(ceiling) and np.isfinite(ceiling[f"{score}_mean"].iloc[0]):
+            ax.axhline(
+                ceiling[f"{score}_mean"].iloc[0],
+                color=colour,
+                ls="--",
+                label=f"ceiling {method}".strip(),
+            )
     ax.set_xlabel("declared simplification")
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
@@ -89,17 +104,29 @@ def score_vs_emulator_error(
     slope: float | None = None,
     intercept: float | None = None,
 ) -> bytes:
-    """A posterior score against the level's *measured* emulator error, with a fitted line."""
-    levels, _ = _levels(table)
-    levels = levels[levels[error].notna()]
+    """A posterior score against the level's *measured* emulator error (one marker colour per
+    inference method), with the first method's fitted line."""
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=_DPI)
-    ax.errorbar(
-        levels[error], levels[f"{score}_mean"], yerr=_interval(levels, score), fmt="o", capsize=3
-    )
-    _annotate(ax, levels[error], levels[f"{score}_mean"], levels["level"])
+    first = None
+    for index, (method, rows) in enumerate(_by_method(table)):
+        levels, _ = _levels(rows)
+        levels = levels[levels[error].notna() & levels[f"{score}_mean"].notna()]
+        first = levels if first is None else first
+        ax.errorbar(
+            levels[error],
+            levels[f"{score}_mean"],
+            yerr=_interval(levels, score),
+            fmt="o",
+            capsize=3,
+            color=f"C{index}",
+            label=method or None,
+        )
+        _annotate(ax, levels[error], levels[f"{score}_mean"], levels["level"])
+    levels = first if first is not None else table.iloc[:0]
     if slope is not None and intercept is not None and np.isfinite(slope) and len(levels):
         grid = np.linspace(levels[error].min(), levels[error].max(), 20)
         ax.plot(grid, intercept + slope * grid, "k:", label=f"fit: slope {slope:.3g}")
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     ax.set_xlabel(f"measured emulator error: {error.removeprefix('emulator_')}")
     ax.set_ylabel(label, fontsize=8)
@@ -237,7 +264,8 @@ def cost_quality_frontier(
         fmt="o",
         capsize=3,
     )
-    _annotate(ax, frame["total_core_hours"], frame[f"{score}_mean"], frame["level"])
+    names = frame["unit"] if "unit" in frame else frame["level"]
+    _annotate(ax, frame["total_core_hours"], frame[f"{score}_mean"], names)
     best, frontier_x, frontier_y = None, [], []
     for x, y in zip(frame["total_core_hours"], frame[f"{score}_mean"], strict=True):
         better = best is None or (y < best if lower_is_better else y > best)
@@ -255,7 +283,7 @@ def cost_quality_frontier(
             marker="*",
             color="C3",
             zorder=5,
-            label=f"cheapest meeting it: {chosen['level'].iloc[0]}",
+            label=f"cheapest meeting it: {_unit(chosen)}",
         )
     if (frame["total_core_hours"] > 0).all() and len(frame) > 1:
         ax.set_xscale("log")
@@ -263,4 +291,8 @@ def cost_quality_frontier(
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _png(fig), (chosen["level"].iloc[0] if len(chosen) else None)
+    return _png(fig), (_unit(chosen) if len(chosen) else None)
+
+
+def _unit(rows: pd.DataFrame) -> str:
+    return str((rows["unit"] if "unit" in rows else rows["level"]).iloc[0])

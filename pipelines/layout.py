@@ -17,9 +17,20 @@ def level_name(level: object | None) -> str:
 
 @dataclass(frozen=True)
 class LevelLayout:
-    """Outputs of one fidelity level (or of the ceiling, which has no emulator)."""
+    """Outputs of one fidelity level (or of the ceiling, which has no emulator).
+
+    The stand-in's outputs live in ``root``; posteriors, scores and the manifest of their stages
+    in :attr:`method_root`: ``root`` itself for NPE (or ``method=None``), ``root/<method>`` for
+    other inference methods.
+    """
 
     root: Path
+    method: str | None = None
+
+    @property
+    def method_root(self) -> Path:
+        """Where this method's posteriors and scores live."""
+        return self.root if self.method in (None, "npe") else self.root / self.method
 
     @property
     def emulator(self) -> Path:
@@ -36,19 +47,19 @@ class LevelLayout:
 
     @property
     def posterior(self) -> Path:
-        return self.root / "posterior.pt"
+        return self.method_root / "posterior.pt"
 
     @property
     def scores(self) -> Path:
-        return self.root / "scores.zarr"
+        return self.method_root / "scores.zarr"
 
     def replicate_posterior(self, index: int) -> Path:
         """Posterior of training replicate ``index`` (replicate 0 is ``posterior.pt``)."""
-        return self.posterior if index == 0 else self.root / f"posterior-{index}.pt"
+        return self.posterior if index == 0 else self.method_root / f"posterior-{index}.pt"
 
     @property
     def manifest(self) -> Path:
-        return self.root / "manifest.json"
+        return self.method_root / "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ class StudyLayout:
     study.yaml                 resolved config (what actually ran)
     simulations/{train,test,observations}.zarr
     levels/<name>/             emulator.pt, emulated.zarr, emulator_error.zarr, posterior.pt,
-                               scores.zarr
+                               scores.zarr (NPE); <method>/posterior.pt, scores.zarr (others)
     ceiling/                   posterior.pt and scores.zarr trained on true-simulator data
     reference/                 reference ensemble members, self_agreement.zarr (no exact posterior)
     report/                    index.html, scores.csv, figures/, trend.zarr
@@ -77,10 +88,13 @@ class StudyLayout:
     def simulations(self, role: str) -> Path:
         return self.root / "simulations" / f"{role}.zarr"
 
-    def level(self, name: str) -> LevelLayout:
+    def level(self, name: str, method: str | None = None) -> LevelLayout:
+        """A level's folder; a unit name ``<level>/<method>`` picks that method's outputs."""
+        if "/" in name:
+            name, method = name.split("/", 1)
         if name == CEILING:
-            return LevelLayout(self.root / CEILING)
-        return LevelLayout(self.root / "levels" / name)
+            return LevelLayout(self.root / CEILING, method)
+        return LevelLayout(self.root / "levels" / name, method)
 
     @property
     def report(self) -> Path:
@@ -98,6 +112,10 @@ class StudyLayout:
     def reference_agreement(self) -> Path:
         """Self-agreement C2ST of the reference ensemble (its noise floor)."""
         return self.reference / "self_agreement.zarr"
+
+    def trend_of(self, method: str) -> Path:
+        """:attr:`trend` for NPE, ``trend-<method>.zarr`` for other methods."""
+        return self.trend if method == "npe" else self.report / f"trend-{method}.zarr"
 
     @property
     def trend(self) -> Path:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from inference.score_table import score_spec
 from pipelines import figures
 from pipelines.layout import CEILING
 from pipelines.report_data import SUMMARY_SCORES, ReportData
@@ -38,13 +39,14 @@ text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:1em;ve
 figcaption{font-size:85%;max-width:560px}.note{color:#555;font-size:90%}"""
 _TABLE_COLUMNS = {
     "level": "level",
+    "method": "method",
     "simplification": "simpl.",
     "c2st_mean": "C2ST",
     "mmd_mean": "MMD²",
     "nltp_mean": "NLTP",
-    "sbc_pvalue_mean": "SBC min p",
+    "sbc_min_pvalue_mean": "SBC min p",
     "tarp_atc_mean": "TARP ATC",
-    "lc2st_pvalue_mean": "L-C2ST reject",
+    "lc2st_rejection_share_mean": "L-C2ST reject",
     "misspecification_detected_mean": "misspec. flagged",
     "emulator_nll": "emu. NLL",
     "emulator_c2st": "emu. C2ST",
@@ -203,12 +205,11 @@ def write_report(
         )
 
     chosen = None
-    if f"{quality_score}_mean" in table and "total_core_hours" in table:
-        lower = SUMMARY_SCORES[quality_score][2] is not False
-        label = SUMMARY_SCORES[quality_score][1]
-        png, chosen = figures.cost_quality_frontier(
-            table, quality_score, label, quality_target, lower
-        )
+    column = score_spec(quality_score).csv_column
+    if f"{column}_mean" in table and "total_core_hours" in table:
+        lower = SUMMARY_SCORES[column][2] is not False
+        label = SUMMARY_SCORES[column][1]
+        png, chosen = figures.cost_quality_frontier(table, column, label, quality_target, lower)
         page.heading(
             "Cost and quality",
             "Cost: the true-simulator runs a level consumed plus its training and sampling time.",

@@ -15,24 +15,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from inference.score_table import summary_scores
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
-from pipelines.layout import CEILING, StudyLayout, level_name
+from pipelines.layout import StudyLayout, level_name
+from pipelines.units import units
 from simulators.store import open_store
 
 __all__ = ["SUMMARY_SCORES", "ReportData", "collect_report_data", "score_summary"]
 
-# Score variable -> (how one replicate is reduced to a number, label, lower is better?)
-SUMMARY_SCORES: dict[str, tuple[str, str, bool]] = {
-    "c2st": ("mean", "C2ST vs reference posterior (0.5 = identical)", True),
-    "mmd": ("mean", "MMD² vs reference posterior", True),
-    "nltp": ("mean", "NLTP on held-out simulator pairs", True),
-    "sbc_pvalue": ("min", "smallest SBC uniformity p-value", False),
-    "tarp_atc": ("mean", "TARP area to the diagonal (0 = calibrated)", None),
-    "lc2st_pvalue": ("reject", "share of observations where L-C2ST rejects at 5 %", True),
-    "ppc_distance": ("mean", "posterior predictive distance to the observation", True),
-    "misspecification_detected": ("mean", "share of observations flagged as misspecified", None),
+SUMMARY_SCORES: dict[str, tuple[str, str, bool | None]] = {
+    spec.csv_column: (str(spec.summary), spec.label, spec.lower_is_better)
+    for spec in summary_scores()
 }
+"""``scores.csv`` stem -> (how a replicate becomes one number, label, lower is better?), from the
+score table (:data:`inference.score_table.SCORES`)."""
+_VARIABLE = {spec.csv_column: spec.name for spec in summary_scores()}
 _STAGES = ("train-emulator", "emulate", "infer", "score")
 
 
@@ -52,9 +50,9 @@ def score_summary(ds: xr.Dataset) -> dict[str, float]:
     ds = ds.squeeze("level", drop=True) if "level" in ds.dims else ds
     row: dict[str, float] = {}
     for name, (how, _, _) in SUMMARY_SCORES.items():
-        if name not in ds:
+        if _VARIABLE[name] not in ds:
             continue
-        per_replicate = _reduce(ds[name], how)
+        per_replicate = _reduce(ds[_VARIABLE[name]], how)
         per_replicate = per_replicate[np.isfinite(per_replicate)]
         if per_replicate.size == 0:
             continue
@@ -70,12 +68,14 @@ def score_summary(ds: xr.Dataset) -> dict[str, float]:
 
 @dataclass
 class ReportData:
-    """Everything the report shows, per level (ladder order, then the ceiling)."""
+    """Everything the report shows, per unit: a level (ladder order, then the ceiling) with an
+    inference method; ``scores`` is keyed by unit name (``full``, ``full/nle``)."""
 
     table: pd.DataFrame
     scores: dict[str, xr.Dataset]
     emulator_error: dict[str, xr.Dataset] = field(default_factory=dict)
     trend: xr.Dataset | None = None
+    """The first method's trend."""
     reference: str = "exact"
     noise_floor: float = float("nan")
     """Mean C2ST between members of a trained reference ensemble (NaN for exact references)."""
@@ -106,13 +106,16 @@ def _timings(folder: Path) -> dict[str, float]:
 def _costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, float]:
     """Core-hours a level consumed: the simulator runs it used plus its own stages."""
     per_run = _simulator_seconds_per_run(layout)
-    level = next((lvl for lvl in config.ladder if lvl.name == name), None)
+    level = next((lvl for lvl in config.ladder if lvl.name == name.split("/")[0]), None)
     emulator = getattr(level, "emulator", None) if level is not None else None
     if level is None:
         runs = config.budgets.emulated_runs
     else:
         runs = getattr(emulator, "train_samples", None) or config.budgets.train
-    timings = _timings(layout.level(name).root)
+    timings = {
+        **_timings(layout.level(name).root),  # the level's own stages
+        **_timings(layout.level(name).method_root),  # this method's infer and score
+    }
     stage_seconds = {f"{stage}_s": float(timings.get(stage, np.nan)) for stage in _STAGES}
     # Scoring is the study's own overhead, not a cost of using the level.
     own = np.nansum([v for k, v in stage_seconds.items() if k != "score_s"])
@@ -139,24 +142,28 @@ def _error_columns(ds: xr.Dataset | None) -> dict[str, float]:
 def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
     """Read every level's scores, measured emulator error, timings and the trend file."""
     rows, scores, errors = [], {}, {}
-    for level in [*config.ladder, None]:
-        name = level_name(level)
-        ds = load_scores(layout.level(name).scores)
-        scores[name] = ds
+    for unit in units(config, [*config.ladder, None]):
+        level, name = unit.level, level_name(unit.level)
+        ds = load_scores(layout.level(unit.name).scores)
+        scores[unit.name] = ds
         error = _open(layout.level(name).emulator_error) if level is not None else None
         if error is not None:
             errors[name] = error
         row = {
             "level": name,
+            "method": unit.method,
+            "unit": unit.name,
             "simplification": np.nan if level is None else float(level.simplification),
             **score_summary(ds),
             **_error_columns(error),
-            **_costs(config, layout, name),
+            **_costs(config, layout, unit.name),
         }
         if "emulator_nll" in ds and "emulator_nll" not in row:
             row["emulator_nll"] = float(np.nanmean(ds["emulator_nll"].values))
         rows.append(row)
     agreement = _open(layout.reference_agreement)
     floor = float(agreement["c2st"].mean()) if agreement is not None else float("nan")
-    reference = str(scores[CEILING].attrs.get("reference", "exact"))
-    return ReportData(pd.DataFrame(rows), scores, errors, _open(layout.trend), reference, floor)
+    first = next(iter(scores.values()))
+    reference = str(first.attrs.get("reference", "exact"))
+    trend = _open(layout.trend_of(config.inference.methods[0]))
+    return ReportData(pd.DataFrame(rows), scores, errors, trend, reference, floor)

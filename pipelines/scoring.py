@@ -1,30 +1,36 @@
 """The work behind the ``infer`` and ``score`` stages, run on Dask workers.
 
-* :func:`train_replicates`: a level's NPE posteriors, one per training seed.
+* :func:`train_replicates`: one unit's posteriors (a level with one inference method), one per
+  training seed.
 * :func:`train_reference_member`: one member of the reference ensemble (simulators without an
   exact posterior), and :func:`save_reference_agreement` its noise floor.
-* :func:`score_level`: every score of a level's replicates, its misspecification tests, and
-  the level's measured emulator error, into ``scores.zarr`` (``level x replicate x ...``).
+* :func:`score_level`: every score of a unit's replicates, its misspecification tests, and the
+  level's measured emulator error, into ``scores.zarr`` (``level x replicate x ...``).
 * :func:`save_trend`: each score against the measured emulator error, across levels.
+
+Tasks receive the pieces of the config they read (settings, paths, seeds), not the whole
+:class:`~pipelines.config.StudyConfig`.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from emulators.error import load_emulator_error
-from emulators.levels import AnyLevel, load_stand_in
+from inference.emulator_error import load_emulator_error
+from inference.methods import get_method, load_posterior
 from inference.misspecification import (
     detection_rate,
     logprob_misspecification,
     mmd_misspecification,
 )
-from inference.npe import TrainedPosterior
+from inference.observations import study_observations
 from inference.reference import EnsembleReference, ExactReference, Reference
+from inference.score_table import trend_scores
 from inference.scores import (
     SCORES_FORMAT,
     load_scores,
@@ -33,15 +39,17 @@ from inference.scores import (
     stack_replicates,
 )
 from inference.seeds import child_seed
+from inference.settings import MethodSettings
 from inference.trend import score_trends
-from pipelines.config import StudyConfig
-from pipelines.layout import StudyLayout, level_name
+from pipelines.config import ScoreSettings, StudyConfig
+from pipelines.layout import StudyLayout
+from pipelines.units import LikelihoodSource, study_simulator
 from simulators.base import ExactPosterior, Simulator
-from simulators.registry import make_simulator
-from simulators.store import load_pairs, open_store
+from simulators.prior import Prior
+from simulators.store import load_pairs
 
 __all__ = [
-    "TREND_SCORES",
+    "LevelScoring",
     "observations",
     "reference_for",
     "save_reference_agreement",
@@ -51,80 +59,74 @@ __all__ = [
     "train_replicates",
 ]
 
-TREND_SCORES = (
-    "c2st",
-    "mmd",
-    "nltp_mean",
-    "ppc_distance",
-    "lc2st_statistic",
-    "tarp_atc",
-    "mean_error",
-    "misspecification_mmd_rate",
-    "misspecification_logprob_rate",
-    "misspecification_detected",
-)
-"""Per-level scores whose trend against emulator error goes into ``trend.zarr``."""
-
-
-def _simulator(config: StudyConfig) -> Simulator:
-    return make_simulator(config.simulator.name, **config.simulator.settings)
-
 
 def train_replicates(
-    config: StudyConfig, store: Path, limit: int | None, outs: list[Path], seed: int
+    method: str,
+    settings: MethodSettings,
+    prior: Prior,
+    store: Path,
+    limit: int | None,
+    outs: list[Path],
+    seed: int,
+    likelihood: LikelihoodSource,
 ) -> None:
     """Train one posterior per path in ``outs`` on the valid pairs of ``store``.
 
     A killed run called again keeps the posteriors it finished and resumes the one it was
-    training (:func:`~inference.resume.train_npe_to`).
+    training (:func:`~inference.methods.train_posterior_to`).
     """
-    from inference.resume import train_npe_to  # imports sbi's trainers: only where they run
+    from inference.methods import train_posterior_to  # sbi's trainers: only where they run
 
     theta, x, _ = load_pairs(store, limit=limit)
-    prior = _simulator(config).prior
+    context = likelihood.context()
     for index, out in enumerate(outs):
-        train_npe_to(out, theta, x, prior, config.inference.npe, seed=child_seed(seed, index))
+        train_posterior_to(
+            out, method, theta, x, prior, settings, seed=child_seed(seed, index), context=context
+        )
 
 
-def train_reference_member(config: StudyConfig, layout: StudyLayout, index: int, seed: int) -> None:
-    """Train reference-ensemble member ``index`` on the true-simulator training store."""
-    from inference.resume import train_npe_to
+def train_reference_member(
+    settings: MethodSettings, prior: Prior, store: Path, limit: int | None, out: Path, seed: int
+) -> None:
+    """Train one NPE member of the reference ensemble on the true-simulator training store."""
+    from inference.methods import train_posterior_to
 
-    theta, x, _ = load_pairs(layout.simulations("train"), limit=config.inference.reference_budget)
-    prior = _simulator(config).prior
-    train_npe_to(layout.reference_member(index), theta, x, prior, config.inference.npe, seed=seed)
+    theta, x, _ = load_pairs(store, limit=limit)
+    train_posterior_to(out, "npe", theta, x, prior, settings, seed=seed)
 
 
-def reference_for(config: StudyConfig, layout: StudyLayout, simulator: Simulator) -> Reference:
+def reference_for(simulator: Simulator, layout: StudyLayout, members: int) -> Reference:
     """The exact posterior when the simulator has one, else the trained reference ensemble."""
     if isinstance(simulator, ExactPosterior):
         return ExactReference(simulator)
-    members = range(config.inference.reference_members)
     return EnsembleReference(
-        [TrainedPosterior.load(layout.reference_member(i), simulator.prior) for i in members]
+        [load_posterior(layout.reference_member(i), simulator.prior) for i in range(members)]
     )
 
 
-def observations(config: StudyConfig, layout: StudyLayout, seed: int) -> np.ndarray:
+def observations(settings: ScoreSettings, layout: StudyLayout, seed: int) -> np.ndarray:
     """The finite observations, passed through the study's observation model.
 
     Returns
     -------
     x_obs : (n_obs, d)
     """
-    x = open_store(layout.simulations("observations"))["x"].values
-    x = x[np.isfinite(x).all(axis=1)]
-    _, x_test, _ = load_pairs(layout.simulations("test"))
-    return config.scores.observation_model.apply(x, x_test.std(axis=0), seed)
+    found = study_observations(
+        layout.simulations("observations"),
+        layout.simulations("test"),
+        settings.observation_model,
+        seed,
+    )
+    return found.x
 
 
 def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int) -> None:
     """C2ST between every pair of reference members at every observation (the noise floor)."""
-    simulator = _simulator(config)
-    reference = reference_for(config, layout, simulator)
+    simulator = study_simulator(config)
+    reference = reference_for(simulator, layout, config.inference.reference_members)
     if not isinstance(reference, EnsembleReference):
         return  # an exact posterior agrees with itself: there is no noise floor to measure
-    x_obs = observations(config, layout, child_seed(seed, 0))
+    x_obs = observations(config.scores, layout, child_seed(seed, 0))
     agreement = reference.self_agreement(x_obs, config.scores.posterior_samples, seed)
     ds = xr.Dataset(
         {"c2st": (("observation", "member_pair"), agreement)},
@@ -133,46 +135,106 @@ def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int
     save_scores(ds, layout.reference_agreement)
 
 
-def score_level(
-    config: StudyConfig,
-    layout: StudyLayout,
-    level: AnyLevel | None,
-    seed: int,
-    observation_seed: int,
-    reference_seed: int,
-) -> None:
-    """Score every replicate of one level and write the level's ``scores.zarr``."""
-    name = level_name(level)
-    paths = layout.level(name)
-    simulator = _simulator(config)
-    settings = config.scores
-    x_obs = observations(config, layout, observation_seed)
-    reference = reference_for(config, layout, simulator)
-    reference_draws = reference.sample(x_obs, settings.posterior_samples, reference_seed)
-    theta_test, x_test, _ = load_pairs(layout.simulations("test"))
+@dataclass(frozen=True)
+class LevelScoring:
+    """Everything :func:`score_level` reads, and nothing more (sent to a Dask task).
+
+    Attributes
+    ----------
+    name : str
+        The unit (``full``, ``full/nle``, ``ceiling``).
+    level : str
+        Its level's folder name.
+    simplification : float
+        NaN for the ceiling.
+    method : str
+    replicates : int
+    reference_members : int
+    scores : ScoreSettings
+    training_store : Path
+        What its posteriors were trained on (for the misspecification tests).
+    training_limit : int or None
+    has_stand_in : bool
+    likelihood : LikelihoodSource
+    seed, observation_seed, reference_seed : int
+    """
+
+    name: str
+    level: str
+    simplification: float
+    method: str
+    replicates: int
+    reference_members: int
+    scores: ScoreSettings
+    training_store: Path
+    training_limit: int | None
+    has_stand_in: bool
+    likelihood: LikelihoodSource
+    seed: int
+    observation_seed: int
+    reference_seed: int
+
+
+def score_level(job: LevelScoring, layout: StudyLayout, simulator: Simulator) -> None:
+    """Score every replicate of one unit and write its ``scores.zarr``."""
+    paths = layout.level(job.name)
+    settings = job.scores
+    x_obs = observations(settings, layout, job.observation_seed)
+    reference = reference_for(simulator, layout, job.reference_members)
+    reference_draws = reference.sample(x_obs, settings.posterior_samples, job.reference_seed)
+    theta_test, x_test = _test_pairs(layout)
+    context = job.likelihood.context()
+    amortised = get_method(job.method).amortised
     replicates = [
         score_posterior(
-            TrainedPosterior.load(paths.replicate_posterior(i), simulator.prior),
+            load_posterior(paths.replicate_posterior(i), simulator.prior, context=context),
             x_obs=x_obs,
             reference_samples=reference_draws,
             theta_test=theta_test,
             x_test=x_test,
             n_posterior_samples=settings.posterior_samples,
             n_sbc_samples=settings.sbc_samples,
-            seed=child_seed(seed, i),
+            seed=child_seed(job.seed, i),
             simulator=simulator,
             n_ppc_samples=settings.ppc_samples,
             n_lc2st_null=settings.lc2st_null,
+            max_test_pairs=None if amortised else settings.mcmc_test_pairs,
         )
-        for i in range(config.inference.replicates)
+        for i in range(job.replicates)
     ]
-    scores = stack_replicates(replicates, name)
-    store = layout.simulations("train") if level is None else paths.emulated
-    limit = config.budgets.emulated_runs if level is None else None
-    _, x_train, counts = load_pairs(store, limit=limit)
-    alpha = settings.misspecification_alpha
+    scores = stack_replicates(replicates, job.level)
+    _add_misspecification(scores, job, x_obs)
+    scores.attrs.update(
+        simplification=job.simplification,
+        method=job.method,
+        reference=reference.kind,
+        observation_model=settings.observation_model.model_dump(),
+        misspecification_alpha=settings.misspecification_alpha,
+    )
+    if job.has_stand_in:
+        from emulators.levels import load_stand_in
+
+        stand_in = load_stand_in(paths.emulator)
+        if getattr(stand_in, "has_density", hasattr(stand_in, "log_prob")):
+            finite = np.isfinite(x_test).all(axis=1)
+            nll = -stand_in.log_prob(x_test[finite], theta_test[finite])  # type: ignore[attr-defined]
+            scores["emulator_nll"] = (("level", "held_out_pair"), nll[None])
+    save_scores(scores, paths.scores)
+
+
+def _test_pairs(layout: StudyLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Every held-out pair, failed runs included (``score_posterior`` counts and drops them)."""
+    from simulators.store import open_store
+
+    ds = open_store(layout.simulations("test"))
+    return np.asarray(ds["theta"].values, np.float64), np.asarray(ds["x"].values, np.float64)
+
+
+def _add_misspecification(scores: xr.Dataset, job: LevelScoring, x_obs: np.ndarray) -> None:
+    _, x_train, counts = load_pairs(job.training_store, limit=job.training_limit)
+    alpha = job.scores.misspecification_alpha
     for test, key in ((mmd_misspecification, "mmd"), (logprob_misspecification, "logprob")):
-        pvalues = test(x_train, x_obs, child_seed(seed, 1000))
+        pvalues = test(x_train, x_obs, child_seed(job.seed, 1000))
         scores[f"misspecification_{key}_pvalue"] = (("level", "observation"), pvalues[None])
         scores[f"misspecification_{key}_rate"] = ("level", [detection_rate(pvalues, alpha)])
     flagged = (scores["misspecification_mmd_pvalue"] < alpha) | (
@@ -180,18 +242,6 @@ def score_level(
     )
     scores["misspecification_detected"] = flagged.astype(float)
     scores["n_invalid_train"] = ("level", [sum(v for k, v in counts.items() if k != "ok")])
-    scores.attrs.update(
-        simplification=np.nan if level is None else float(level.simplification),
-        reference=reference.kind,
-        observation_model=settings.observation_model.model_dump(),
-        misspecification_alpha=alpha,
-    )
-    if level is not None:
-        stand_in = load_stand_in(paths.emulator)
-        if hasattr(stand_in, "log_prob"):
-            nll = -stand_in.log_prob(x_test, theta_test)
-            scores["emulator_nll"] = (("level", "test_pair"), nll[None])
-    save_scores(scores, paths.scores)
 
 
 def _per_level(ds: xr.Dataset, names: list[str] | tuple[str, ...]) -> dict[str, float]:
@@ -208,7 +258,7 @@ def _table(rows: dict[str, dict[str, float]]) -> xr.Dataset:
     )
 
 
-def save_trend(layout: StudyLayout, names: list[str]) -> None:
+def save_trend(layout: StudyLayout, names: list[str], method: str = "npe") -> None:
     """Write ``trend.zarr``: every per-level score against every measured emulator error.
 
     Errors come from each level's ``emulator_error.zarr`` when present, plus the emulator's
@@ -217,11 +267,11 @@ def save_trend(layout: StudyLayout, names: list[str]) -> None:
     scores: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, float]] = {}
     for name in names:
-        paths = layout.level(name)
+        paths = layout.level(name, method)
         if not paths.scores.exists():
             continue
         ds = load_scores(paths.scores)
-        scores[name] = _per_level(ds, TREND_SCORES)
+        scores[name] = _per_level(ds, trend_scores())
         error = _per_level(ds, ["emulator_nll"])
         if paths.emulator_error.exists():
             measured = load_emulator_error(paths.emulator_error)
@@ -232,5 +282,7 @@ def save_trend(layout: StudyLayout, names: list[str]) -> None:
         warnings.warn("no level has a measured emulator error: no trend.zarr", stacklevel=2)
         return
     trend = score_trends(_table(scores), _table(errors))
-    trend.attrs.update(format=SCORES_FORMAT, kind="score trend against emulator error")
-    save_scores(trend, layout.trend)
+    trend.attrs.update(
+        format=SCORES_FORMAT, kind="score trend against emulator error", method=method
+    )
+    save_scores(trend, layout.trend_of(method))

@@ -16,15 +16,17 @@ from distributed import Client, as_completed
 
 from cluster.campaign import run_campaign
 from cluster.progress import progress_bar
-from emulators.error import measure_emulator_error, save_emulator_error
 from emulators.fidelity import FidelityLevel, PerturbedLevel
 from emulators.levels import AnyLevel, load_stand_in, write_stand_in
 from emulators.train import train_emulator
+from inference.emulator_error import measure_emulator_error, save_emulator_error
+from inference.methods import get_method
 from inference.seeds import child_seed
 from pipelines import scoring
-from pipelines.config import StudyConfig, digest
+from pipelines.config import SimulatorConfig, StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
+from pipelines.units import LikelihoodSource, Unit, likelihood_source, study_simulator, units
 from simulators.base import ExactPosterior
 from simulators.registry import make_simulator
 
@@ -101,14 +103,24 @@ def simulate(
     return outcomes
 
 
-def _level_digests(config: StudyConfig, level: FidelityLevel | None) -> dict[str, str]:
+def _method_key(config: StudyConfig, method: str) -> str:
+    """Digest of what one method's posteriors depend on besides their data."""
+    settings = config.inference.method_settings
+    relevant = get_method(method).relevant_settings(settings)
+    options = settings.options.get(method, {})
+    return digest(method, relevant, options, config.inference.replicates)
+
+
+def _level_digests(
+    config: StudyConfig, level: AnyLevel | None, method: str = "npe"
+) -> dict[str, str]:
     simulations = simulation_digest(config)
     if level is None:
-        infer_key = digest(simulations, config.budgets.emulated_runs, config.inference)
+        infer_key = digest(simulations, config.budgets.emulated_runs, _method_key(config, method))
         return {"infer": infer_key, "score": digest(infer_key, config.scores)}
     emulator_key = _stand_in_digest(config, level, simulations)
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
-    infer_key = digest(emulate_key, config.inference)
+    infer_key = digest(emulate_key, _method_key(config, method))
     return {
         "train-emulator": emulator_key,
         "emulator-error": digest(emulator_key, _ERROR_SETTINGS),
@@ -137,23 +149,28 @@ def _run_levels(
     config: StudyConfig,
     layout: StudyLayout,
     client: Client,
-    levels: list[FidelityLevel | None],
+    levels: list[Unit],
     outputs: Callable[[str], list[Path]],
     task: Callable[..., object],
-    arguments: Callable[[FidelityLevel | None], tuple],
+    arguments: Callable[[Unit], tuple],
     progress: bool,
 ) -> list[StageOutcome]:
-    """Submit ``task`` for every level whose ``stage`` is not done, in parallel."""
+    """Submit ``task`` for every unit (level and method) whose ``stage`` is not done."""
     outcomes, futures = [], {}
-    for level in levels:
-        name = level_name(level)
-        manifest, key = Manifest(layout.level(name).manifest), _level_digests(config, level)[stage]
+    for unit in levels:
+        name = unit.name
+        manifest = Manifest(layout.level(name).manifest)
+        key = _level_digests(config, unit.level, unit.method)[stage]
         if manifest.is_done(stage, key, outputs(name)):
             outcomes.append(StageOutcome(stage, name, False, 0.0))
             continue
-        layout.level(name).root.mkdir(parents=True, exist_ok=True)
+        layout.level(name).method_root.mkdir(parents=True, exist_ok=True)
         future = client.submit(
-            _timed_call, task, *arguments(level), key=f"{stage}-{name}-{key}", pure=False
+            _timed_call,
+            task,
+            *arguments(unit),
+            key=f"{stage}-{name.replace('/', '-')}-{key}",
+            pure=False,
         )
         futures[future] = (name, manifest, key)
     with progress_bar(stage, "levels", progress and bool(futures)) as bar:
@@ -199,15 +216,17 @@ def train_emulators(
         config,
         layout,
         client,
-        list(levels),
+        [Unit(level, "npe") for level in levels],
         outputs=lambda name: [layout.level(name).emulator],
         task=_train_emulator_task,
-        arguments=lambda level: (
+        arguments=lambda unit: (
             layout.simulations("train"),
-            level,
-            layout.level(level.name).root,
-            stage_seed(config.seed, "emulator", level.name),
-            layout.level(level.base).emulator if isinstance(level, PerturbedLevel) else None,
+            unit.level,
+            layout.level(unit.level.name).root,
+            stage_seed(config.seed, "emulator", unit.level.name),
+            layout.level(unit.level.base).emulator
+            if isinstance(unit.level, PerturbedLevel)
+            else None,
         ),
         progress=progress,
     )
@@ -222,8 +241,8 @@ def emulate(
 ) -> list[StageOutcome]:
     """Run each level's stand-in as a simulator over the training parameters, then measure it.
 
-    The measured error against held-out true-simulator pairs (:mod:`emulators.error`) goes to
-    each level's ``emulator_error.zarr``, the levels side by side as Dask tasks.
+    The measured error against held-out true-simulator pairs (:mod:`inference.emulator_error`)
+    goes to each level's ``emulator_error.zarr``, the levels side by side as Dask tasks.
     """
     outcomes = []
     for level in levels:
@@ -253,22 +272,24 @@ def emulate(
         config,
         layout,
         client,
-        list(levels),
+        [Unit(level, "npe") for level in levels],
         outputs=lambda name: [layout.level(name).emulator_error],
         task=_emulator_error_task,
-        arguments=lambda level: (config, layout, level),
+        arguments=lambda unit: (config.simulator, layout, unit.level, config.seed),
         progress=False,
     )
     return outcomes
 
 
-def _emulator_error_task(config: StudyConfig, layout: StudyLayout, level: AnyLevel) -> None:
+def _emulator_error_task(
+    simulator: SimulatorConfig, layout: StudyLayout, level: AnyLevel, seed: int
+) -> None:
     paths = layout.level(level.name)
     error = measure_emulator_error(
         load_stand_in(paths.emulator),
         layout.simulations("test"),
-        truth=make_simulator(config.simulator.name, **config.simulator.settings),
-        seed=stage_seed(config.seed, "emulator-error", level.name),
+        truth=make_simulator(simulator.name, **simulator.settings),
+        seed=stage_seed(seed, "emulator-error", level.name),
         n_theta=_ERROR_SETTINGS["n_theta"],
         n_draws=_ERROR_SETTINGS["n_draws"],
         level=level.name,
@@ -281,30 +302,38 @@ def infer(
     config: StudyConfig,
     layout: StudyLayout,
     client: Client,
-    levels: list[FidelityLevel | None],
+    levels: list[AnyLevel | None],
     progress: bool = False,
 ) -> list[StageOutcome]:
-    """Train each level's posteriors (``inference.replicates`` seeds) on its emulated store.
+    """Train each unit's posteriors (``inference.replicates`` seeds) on its level's store.
 
-    The ceiling trains the same budget on true-simulator data. For a simulator without an exact
-    posterior the reference ensemble is trained here too, its members as parallel tasks.
+    A unit is a level with one of the study's inference methods; the ceiling trains the same
+    budget on true-simulator data. For a simulator without an exact posterior the reference
+    ensemble is trained here too, its members as parallel tasks.
     """
     replicates = range(config.inference.replicates)
     outcomes = _train_reference(config, layout, client)
+    prior = study_simulator(config).prior
+    settings = config.inference.method_settings
 
-    def arguments(level: FidelityLevel | None) -> tuple:
-        name = level_name(level)
-        store = layout.simulations("train") if level is None else layout.level(name).emulated
-        limit = config.budgets.emulated_runs if level is None else None
-        outs = [layout.level(name).replicate_posterior(i) for i in replicates]
-        return (config, store, limit, outs, stage_seed(config.seed, "npe", name))
+    def arguments(unit: Unit) -> tuple:
+        name = level_name(unit.level)
+        store = layout.simulations("train") if unit.level is None else layout.level(name).emulated
+        limit = config.budgets.emulated_runs if unit.level is None else None
+        outs = [layout.level(unit.name).replicate_posterior(i) for i in replicates]
+        seed = stage_seed(config.seed, unit.method, name)
+        return (unit.method, settings, prior, store, limit, outs, seed, _likelihood(unit))
+
+    def _likelihood(unit: Unit) -> LikelihoodSource:
+        stand_in = "" if unit.level is None else _level_digests(config, unit.level)["emulate"]
+        return likelihood_source(config, layout, unit, stand_in)
 
     return outcomes + _run_levels(
         "infer",
         config,
         layout,
         client,
-        list(levels),
+        units(config, list(levels)),
         outputs=lambda name: [layout.level(name).replicate_posterior(i) for i in replicates],
         task=scoring.train_replicates,
         arguments=arguments,
@@ -316,21 +345,29 @@ def _train_reference(
     config: StudyConfig, layout: StudyLayout, client: Client
 ) -> list[StageOutcome]:
     """Train the reference ensemble once per study, if the simulator has no exact posterior."""
-    simulator = make_simulator(config.simulator.name, **config.simulator.settings)
+    simulator = study_simulator(config)
     if isinstance(simulator, ExactPosterior):
         return []
     began = time.perf_counter()
     members = range(config.inference.reference_members)
     outputs = [layout.reference_member(i) for i in members] + [layout.reference_agreement]
     manifest = Manifest(layout.reference / "manifest.json")
-    key = digest(simulation_digest(config), config.inference, config.scores)
+    key = digest(simulation_digest(config), config.inference.network, config.scores)
     if manifest.is_done("reference", key, outputs):
         return [StageOutcome("reference", None, False, 0.0)]
     layout.reference.mkdir(parents=True, exist_ok=True)
     seed = stage_seed(config.seed, "reference-npe")
+    limit = config.inference.reference_budget
     futures = [
         client.submit(
-            scoring.train_reference_member, config, layout, i, child_seed(seed, i), pure=False
+            scoring.train_reference_member,
+            config.inference.method_settings,
+            simulator.prior,
+            layout.simulations("train"),
+            limit,
+            layout.reference_member(i),
+            child_seed(seed, i),
+            pure=False,
         )
         for i in members
     ]
@@ -340,35 +377,57 @@ def _train_reference(
     return [StageOutcome("reference", None, True, time.perf_counter() - began)]
 
 
+def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scoring.LevelScoring:
+    name = level_name(unit.level)
+    stand_in = "" if unit.level is None else _level_digests(config, unit.level)["emulate"]
+    return scoring.LevelScoring(
+        name=unit.name,
+        level=name,
+        simplification=float("nan") if unit.level is None else float(unit.level.simplification),
+        method=unit.method,
+        replicates=config.inference.replicates,
+        reference_members=config.inference.reference_members,
+        scores=config.scores,
+        training_store=layout.simulations("train")
+        if unit.level is None
+        else layout.level(name).emulated,
+        training_limit=config.budgets.emulated_runs if unit.level is None else None,
+        has_stand_in=unit.level is not None,
+        likelihood=likelihood_source(config, layout, unit, stand_in),
+        seed=stage_seed(config.seed, "score", name)
+        if unit.method == "npe"
+        else stage_seed(config.seed, "score", name, unit.method),
+        observation_seed=stage_seed(config.seed, "observation-model"),
+        reference_seed=stage_seed(config.seed, "reference"),
+    )
+
+
 def score(
     config: StudyConfig,
     layout: StudyLayout,
     client: Client,
-    levels: list[FidelityLevel | None],
+    levels: list[AnyLevel | None],
     progress: bool = False,
 ) -> list[StageOutcome]:
-    """Score each level against the reference posterior and held-out true-simulator pairs.
+    """Score each unit against the reference posterior and held-out true-simulator pairs.
 
-    Then write ``trend.zarr``: each score against the levels' measured emulator error.
+    Then write each method's trend (``trend.zarr`` for NPE, ``trend-<method>.zarr``): each score
+    against the levels' measured emulator error.
     """
+    simulator = study_simulator(config)
     outcomes = _run_levels(
         "score",
         config,
         layout,
         client,
-        list(levels),
+        units(config, list(levels)),
         outputs=lambda name: [layout.level(name).scores],
         task=scoring.score_level,
-        arguments=lambda level: (
-            config,
-            layout,
-            level,
-            stage_seed(config.seed, "score", level_name(level)),
-            stage_seed(config.seed, "observation-model"),
-            stage_seed(config.seed, "reference"),
-        ),
+        arguments=lambda unit: (_scoring_job(config, layout, unit), layout, simulator),
         progress=progress,
     )
-    if any(outcome.ran for outcome in outcomes) or not layout.trend.exists():
-        scoring.save_trend(layout, [CEILING] + [level.name for level in config.ladder])
+    names = [CEILING] + [level.name for level in config.ladder]
+    for method in config.inference.methods:
+        if any(outcome.ran for outcome in outcomes) or not layout.trend_of(method).exists():
+            scoring.save_trend(layout, names, method)
     return outcomes

@@ -17,8 +17,9 @@ import yaml
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig, digest
-from pipelines.layout import CEILING, StudyLayout, level_name
+from pipelines.layout import CEILING, StudyLayout
 from pipelines.manifest import Manifest
+from pipelines.units import Unit, units
 from simulators.errors import EmustudyError, StaleOutputError, StoreError
 from simulators.store import Status, open_store
 
@@ -121,15 +122,16 @@ def stage_states(
         state = simulations.state(f"simulate-{role}", wanted, [store])
         states.append(StageState(f"simulate-{role}", None, state, tally(store), store))
     for level in [*config.ladder, None]:
-        name = level_name(level)
-        manifest = Manifest(layout.level(name).manifest)
-        wanted = stages._level_digests(config, level)
         for stage in LEVEL_STAGES if level is not None else CEILING_STAGES:
-            outputs = _outputs(layout, stage, name)
-            state = manifest.state(stage, wanted[stage], outputs)
-            store = outputs[0] if stage == "emulate" else None
-            ledger = tally(store) if store is not None else {}
-            states.append(StageState(stage, name, state, ledger, store))
+            chosen = units(config, [level]) if stage in ("infer", "score") else [Unit(level, "npe")]
+            for unit in chosen:
+                name = unit.name
+                wanted = stages._level_digests(config, level, unit.method)
+                outputs = _outputs(layout, stage, name)
+                state = Manifest(layout.level(name).manifest).state(stage, wanted[stage], outputs)
+                store = outputs[0] if stage == "emulate" else None
+                ledger = tally(store) if store is not None else {}
+                states.append(StageState(stage, name, state, ledger, store))
     return states
 
 
@@ -148,11 +150,12 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
     if stage != "simulate":
         needed += [(f"simulate-{role}", None) for role in stages.ROLES]
     if stage == "report":
-        needed += [("score", n) for n in level_names(config)]
+        needed += [("score", s.level) for s in table.values() if s.stage == "score"]
     elif name is not None:
-        before = "simulate" if name == CEILING and stage == "infer" else _NEEDS.get(stage)
+        level = name.split("/", 1)[0]
+        before = "simulate" if level == CEILING and stage == "infer" else _NEEDS.get(stage)
         if before and before != "simulate":
-            needed.append((before, name))
+            needed.append((before, name if before in ("infer", "score") else level))
     for key in needed:
         found = table[key]
         if found.state != "done":

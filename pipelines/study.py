@@ -25,7 +25,8 @@ from pipelines.manifest import Manifest
 from pipelines.report import write_report
 from pipelines.report_data import collect_report_data
 from pipelines.stages import StageOutcome
-from pipelines.state import level_names, move_stale_aside, require_done
+from pipelines.state import move_stale_aside, require_done
+from pipelines.units import units
 from simulators.permissions import safe_umask, tighten_umask
 
 __all__ = [
@@ -85,7 +86,7 @@ def write_resolved_config(config: StudyConfig, layout: StudyLayout) -> None:
 
 def report_key(config: StudyConfig, layout: StudyLayout) -> str:
     """Digest of the scores a report is built from: it changes when any level is rescored."""
-    names = level_names(config)
+    names = [unit.name for unit in units(config, [*config.ladder, None])]
     scored = [Manifest(layout.level(n).manifest).entries().get("score") for n in names]
     return digest(scored, config.report, REPORT_VERSION)
 
@@ -194,10 +195,9 @@ def run_stages(
             logger.warning("outputs of a different config moved to %s", moved)
     if ordered:  # fail before starting a cluster; later stages read what earlier ones make
         first = ordered[0]
-        for level in levels if first not in ("simulate", "report") else [None]:
-            if first in ("train-emulator", "emulate") and level is None:
-                continue
-            name = None if first in ("simulate", "report") else level_name(level)
+        if first in ("simulate", "report"):
+            require_done(config, layout, first, None)
+        for name in _stage_names(config, first, levels):
             require_done(config, layout, first, name)
     needs_client = any(stage != "report" for stage in ordered)
     if client is None and needs_client:
@@ -223,8 +223,8 @@ def run_stages(
             require_done(config, layout, "report", None)
             run.outcomes.append(_report(config, layout))
             continue
-        for level in chosen:
-            require_done(config, layout, stage, level_name(level))
+        for name in _stage_names(config, stage, chosen):
+            require_done(config, layout, stage, name)
         if chosen:
             done = _LEVEL_STAGES[stage](config, layout, client, chosen, progress)
             record_timings(layout, [o for o in done if o.ran])  # before the report reads them
@@ -232,6 +232,15 @@ def run_stages(
     write_resolved_config(config, layout)
     run.seconds = time.perf_counter() - began
     return run
+
+
+def _stage_names(config: StudyConfig, stage: str, levels: list[FidelityLevel | None]) -> list[str]:
+    """The units a per-level stage runs for: levels, or (level, method) pairs for infer/score."""
+    if stage in ("simulate", "report"):
+        return []
+    if stage in ("infer", "score"):
+        return [unit.name for unit in units(config, levels)]
+    return [level_name(level) for level in levels if level is not None]
 
 
 def record_timings(layout: StudyLayout, outcomes: list[StageOutcome]) -> None:
@@ -244,7 +253,7 @@ def record_timings(layout: StudyLayout, outcomes: list[StageOutcome]) -> None:
         if outcome.stage == "report":
             continue
         level = outcome.level
-        folder = layout.root / "simulations" if level is None else layout.level(level).root
+        folder = layout.root / "simulations" if level is None else layout.level(level).method_root
         path = folder / "timings.json"
         timings = json.loads(path.read_text()) if path.exists() else {}
         timings[outcome.stage] = round(outcome.seconds, 3)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from cluster.client import cluster_client
-from emulators import Emulator, PerturbedEmulator, load_emulator_error
+from emulators import Emulator, PerturbedEmulator
 from emulators.levels import load_stand_in
+from inference.emulator_error import load_emulator_error
 from pipelines import stages
 from pipelines.config import StudyConfig
 from pipelines.layout import StudyLayout

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from inference import NPESettings, TrainedPosterior, score_posterior, train_npe
+from inference import NPEPosterior, NPESettings, score_posterior, train_npe
 from inference.reference import ExactReference
 from pipelines.cli import main
 from pipelines.config import load_config
@@ -240,7 +240,7 @@ def test_a_study_folder_holding_another_studys_data_is_refused_and_kept(
 
 
 @pytest.fixture(scope="module")
-def posterior() -> TrainedPosterior:
+def posterior() -> NPEPosterior:
     """A quickly trained NPE on a 2-D problem whose prior is bounded: a in [0, 1], b in [-2, 2]."""
     prior = Prior(
         parameters=(

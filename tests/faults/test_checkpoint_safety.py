@@ -24,7 +24,7 @@ from fault_stores import write_gaussian_store
 
 from emulators import CheckpointError, EmulatorSpec, FidelityLevel, train_emulator
 from emulators.levels import STAND_IN_FORMAT, load_stand_in
-from inference import NPESettings, ResultFileError, TrainedPosterior, train_npe
+from inference import NPEPosterior, NPESettings, ResultFileError, load_posterior, train_npe
 from simulators import make_simulator
 from simulators.errors import EmustudyError
 
@@ -187,7 +187,7 @@ def npe_run(store: Path, tmp_path_factory: pytest.TempPathFactory):
     return theta, x, folder, posterior
 
 
-def _same_weights(a: TrainedPosterior, b: TrainedPosterior) -> None:
+def _same_weights(a: NPEPosterior, b: NPEPosterior) -> None:
     weights = a.posterior.posterior_estimator.state_dict()
     for name, value in b.posterior.posterior_estimator.state_dict().items():
         assert torch.equal(value, weights[name]), name
@@ -241,14 +241,14 @@ def test_a_garbled_posterior_file_or_nan_weights_are_refused(npe_run, tmp_path: 
     posterior.save(path)
     _garble(path, marker)
     with pytest.raises(ResultFileError, match=str(path)):
-        TrainedPosterior.load(path, SIMULATOR.prior)
+        load_posterior(path, SIMULATOR.prior)
     posterior.save(path)
     payload = torch.load(path, weights_only=True)
     name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
     payload["state_dict"][name] = torch.full_like(payload["state_dict"][name], torch.nan)
     torch.save(payload, path)
     with pytest.raises(ResultFileError, match=f"{path}.*NaN"):
-        TrainedPosterior.load(path, SIMULATOR.prior)
+        load_posterior(path, SIMULATOR.prior)
 
 
 def test_an_emulator_checkpoint_with_nan_weights_is_refused(

@@ -24,10 +24,11 @@ import torch
 from fault_stores import write_gaussian_store
 
 from emulators import EmulatorSpec, FidelityLevel, train_emulator
-from inference import TrainedPosterior, child_seed, train_npe
-from inference.resume import ResumableNPE
+from inference import child_seed, load_posterior, train_npe
+from inference.resume import resumable
 from pipelines.config import load_config
 from pipelines.scoring import train_replicates
+from pipelines.units import LikelihoodSource
 from simulators import make_simulator
 from simulators.store import load_pairs
 
@@ -140,18 +141,18 @@ _INFER_RUN = textwrap.dedent(
     import json, sys, torch
     torch.set_num_threads(1)
     from pathlib import Path
-    from inference import NPESettings, child_seed
-    from inference.resume import train_npe_to
+    from inference import MethodContext, MethodSettings, child_seed, train_posterior_to
     from simulators import make_simulator
     from simulators.store import load_pairs
     store, settings, outs, seed = sys.argv[1:5]
     theta, x, _ = load_pairs(Path(store))
     prior = make_simulator("gaussian_linear", **json.loads(sys.argv[5])).prior
-    settings = NPESettings.model_validate_json(settings)
+    settings = MethodSettings.model_validate_json(settings)
     # The loop of pipelines.scoring.train_replicates, saving a state after every epoch.
     for index, out in enumerate(json.loads(outs)):
         seed_i = child_seed(int(seed), index)
-        train_npe_to(out, theta, x, prior, settings, seed=seed_i, checkpoint_every=0)
+        context = MethodContext(checkpoint_every=0)
+        train_posterior_to(out, "npe", theta, x, prior, settings, seed=seed_i, context=context)
     """
 )
 
@@ -172,7 +173,7 @@ def test_npe_training_killed_twice_at_random_points_resumes_exactly(
     store = write_gaussian_store(tmp_path / "train.zarr", **config.simulator.settings)
     prior = make_simulator(config.simulator.name, **config.simulator.settings).prior
     theta, x, _ = load_pairs(store)
-    seed, settings = 11, config.inference.npe
+    seed, settings = 11, config.inference.method_settings
     with pytest.warns(UserWarning, match="max_num_epochs"):
         straight = train_npe(theta, x, prior, settings, seed=child_seed(seed, 1))
     seconds = straight.training.seconds
@@ -193,21 +194,26 @@ def test_npe_training_killed_twice_at_random_points_resumes_exactly(
     assert 0 < done < INFERENCE["max_num_epochs"]
 
     trained_epochs: list[int] = []
-    original = ResumableNPE._train_epoch
+    from sbi.inference import NPE
 
-    def counted(self: ResumableNPE, *args: object) -> float:
+    resumable_npe = resumable(NPE)
+    original = resumable_npe._train_epoch
+
+    def counted(self: object, *args: object) -> float:
         trained_epochs.append(self.epoch)
         return original(self, *args)
 
-    monkeypatch.setattr(ResumableNPE, "_train_epoch", counted)
+    monkeypatch.setattr(resumable_npe, "_train_epoch", counted)
     with pytest.warns(UserWarning, match="max_num_epochs"):
-        train_replicates(config, store, None, outs, seed)  # the infer stage's task
+        train_replicates(  # the infer stage's task
+            "npe", settings, prior, store, None, outs, seed, LikelihoodSource()
+        )
     # Replicate 0 was finished: kept as it was. Replicate 1 went on from its last saved epoch.
     assert (outs[0].read_bytes(), _mtime(outs[0])) == first
     assert trained_epochs == list(range(done, INFERENCE["max_num_epochs"] + 1))
     assert not (level / "posterior-1.training").exists()
 
-    resumed = TrainedPosterior.load(outs[1], prior)
+    resumed = load_posterior(outs[1], prior)
     assert resumed.training.resumed_epochs == done
     assert straight.training.training_loss == resumed.training.training_loss
     assert straight.training.validation_loss == resumed.training.validation_loss

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference import NPESettings, TrainedPosterior, train_npe
+from inference import NPEPosterior, NPESettings, train_npe
 from simulators import GaussianLinear, Stream, make_simulator, sample_seeds
 
 N_TRAIN = 3000
@@ -69,11 +69,11 @@ def small_maf() -> NPESettings:
 
 
 @pytest.fixture(scope="session")
-def good_posterior(problem: Problem) -> TrainedPosterior:
+def good_posterior(problem: Problem) -> NPEPosterior:
     return train_npe(problem.theta, problem.x, problem.sim.prior, SMALL_MAF, seed=0)
 
 
 @pytest.fixture(scope="session")
-def wrong_posterior(problem: Problem) -> TrainedPosterior:
+def wrong_posterior(problem: Problem) -> NPEPosterior:
     x_wrong = problem.theta + NOISE_KEPT * (problem.x - problem.theta)
     return train_npe(problem.theta, x_wrong, problem.sim.prior, SMALL_MAF, seed=0)

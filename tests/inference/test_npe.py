@@ -10,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from inference import NPESettings, TrainedPosterior, c2st, train_npe
+from inference import NPEPosterior, NPESettings, c2st, train_npe
 from simulators import ConfigError, Parameter, Prior
 
 
@@ -88,9 +88,7 @@ def test_training_rejects_bad_input(problem) -> None:
         train_npe(problem.theta, problem.x, prior, settings, seed=-1)
 
 
-def test_sampling_is_seeded_and_leaves_global_rng(
-    good_posterior: TrainedPosterior, problem
-) -> None:
+def test_sampling_is_seeded_and_leaves_global_rng(good_posterior: NPEPosterior, problem) -> None:
     x_o = problem.x_test[0]
     before = torch.random.get_rng_state()
     a = good_posterior.sample(x_o, 50, seed=1)
@@ -109,7 +107,7 @@ def test_sampling_is_seeded_and_leaves_global_rng(
         good_posterior.sample_batched(problem.x_test[:2], 0, seed=0)
 
 
-def test_log_prob_is_pairwise(good_posterior: TrainedPosterior, problem) -> None:
+def test_log_prob_is_pairwise(good_posterior: NPEPosterior, problem) -> None:
     theta, x = problem.theta_test[:6], problem.x_test[:6]
     pairwise = good_posterior.log_prob(theta, x)
     one_by_one = [
@@ -128,7 +126,7 @@ def test_log_prob_is_pairwise(good_posterior: TrainedPosterior, problem) -> None
         good_posterior.log_prob(theta, x[:5])
 
 
-def test_posterior_matches_the_exact_one(good_posterior: TrainedPosterior, problem) -> None:
+def test_posterior_matches_the_exact_one(good_posterior: NPEPosterior, problem) -> None:
     for i, x_o in enumerate(problem.x_test[:3]):
         exact = problem.sim.sample_posterior(x_o, 1000, np.random.default_rng(i))
         learned = good_posterior.sample(x_o, 1000, seed=i)

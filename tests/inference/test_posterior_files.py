@@ -10,22 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from inference import NPESettings, ResultFileError, TrainedPosterior, train_npe
+from inference import NPEPosterior, NPESettings, ResultFileError, load_posterior, train_npe
 from simulators import ConfigError, make_simulator
 
 
-def assert_same_posterior(a: TrainedPosterior, b: TrainedPosterior, problem) -> None:
+def assert_same_posterior(a: NPEPosterior, b: NPEPosterior, problem) -> None:
     theta, x = problem.theta_test[:50], problem.x_test[:50]
     np.testing.assert_array_equal(a.log_prob(theta, x), b.log_prob(theta, x))
     np.testing.assert_array_equal(a.sample(x[0], 100, seed=4), b.sample(x[0], 100, seed=4))
     np.testing.assert_array_equal(a.sample_batched(x, 20, seed=5), b.sample_batched(x, 20, seed=5))
 
 
-def test_round_trip_is_exact(good_posterior: TrainedPosterior, problem, tmp_path: Path) -> None:
+def test_round_trip_is_exact(good_posterior: NPEPosterior, problem, tmp_path: Path) -> None:
     path = tmp_path / "posteriors" / "good.pt"
     good_posterior.save(path)
     assert os.listdir(path.parent) == ["good.pt"]  # no temporary file left behind
-    loaded = TrainedPosterior.load(path, problem.sim.prior)
+    loaded = load_posterior(path, problem.sim.prior)
     assert loaded.settings == good_posterior.settings
     assert loaded.training == good_posterior.training
     assert (loaded.theta_dim, loaded.x_dim) == (3, 3)
@@ -43,7 +43,7 @@ def test_round_trip_of_every_estimator(estimator: str, problem, tmp_path: Path) 
             problem.theta[:500], problem.x[:500], problem.sim.prior, settings, seed=1
         )
     posterior.save(tmp_path / "p.pt")
-    loaded = TrainedPosterior.load(tmp_path / "p.pt", problem.sim.prior)
+    loaded = load_posterior(tmp_path / "p.pt", problem.sim.prior)
     assert_same_posterior(posterior, loaded, problem)
 
 
@@ -51,7 +51,7 @@ def test_saving_again_replaces_the_file(good_posterior, problem, tmp_path: Path)
     path = tmp_path / "p.pt"
     path.write_bytes(b"old")
     good_posterior.save(path)
-    assert TrainedPosterior.load(path, problem.sim.prior).training == good_posterior.training
+    assert load_posterior(path, problem.sim.prior).training == good_posterior.training
 
 
 class _Planted:
@@ -72,12 +72,12 @@ def test_a_planted_pickle_is_refused_not_run(good_posterior, problem, tmp_path: 
     payload["training"] = _Planted(marker)
     torch.save(payload, path)
     with pytest.raises(ResultFileError, match="evil.pt"):
-        TrainedPosterior.load(path, problem.sim.prior)
+        load_posterior(path, problem.sim.prior)
     assert not marker.exists()
     with open(path, "wb") as stream:
         pickle.dump(_Planted(marker), stream, protocol=2)
     with pytest.raises(ResultFileError, match="evil.pt"):
-        TrainedPosterior.load(path, problem.sim.prior)
+        load_posterior(path, problem.sim.prior)
     assert not marker.exists()
     with pytest.raises(FileNotFoundError):  # the planted call really would create it
         pickle.loads(pickle.dumps(_Planted(tmp_path / "missing" / "x")))
@@ -86,25 +86,25 @@ def test_a_planted_pickle_is_refused_not_run(good_posterior, problem, tmp_path: 
 def test_missing_corrupt_and_foreign_files_are_refused(good_posterior, problem, tmp_path) -> None:
     prior = problem.sim.prior
     with pytest.raises(ResultFileError, match="no trained posterior"):
-        TrainedPosterior.load(tmp_path / "absent.pt", prior)
+        load_posterior(tmp_path / "absent.pt", prior)
     good_posterior.save(tmp_path / "good.pt")
     data = (tmp_path / "good.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(ResultFileError, match="cut.pt"):
-        TrainedPosterior.load(tmp_path / "cut.pt", prior)
+        load_posterior(tmp_path / "cut.pt", prior)
     torch.save({"format": "something-else/1"}, tmp_path / "foreign.pt")
     with pytest.raises(ResultFileError, match="something-else"):
-        TrainedPosterior.load(tmp_path / "foreign.pt", prior)
+        load_posterior(tmp_path / "foreign.pt", prior)
     payload = torch.load(tmp_path / "good.pt", weights_only=True)
     name = next(iter(payload["state_dict"]))
     payload["state_dict"][name] = torch.zeros(1, 2, 3)
     torch.save(payload, tmp_path / "edited.pt")
     with pytest.raises(ResultFileError, match="do not rebuild"):
-        TrainedPosterior.load(tmp_path / "edited.pt", prior)
+        load_posterior(tmp_path / "edited.pt", prior)
 
 
 def test_loading_with_another_prior_is_refused(good_posterior, tmp_path: Path) -> None:
     good_posterior.save(tmp_path / "p.pt")
     other = make_simulator("gaussian_linear", dim=3, prior_var=0.2).prior
     with pytest.raises(ConfigError, match="trained with prior"):
-        TrainedPosterior.load(tmp_path / "p.pt", other)
+        load_posterior(tmp_path / "p.pt", other)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from inference import TrainedPosterior, c2st, nltp, sbc_ranks, sbc_uniformity_pvalues
+from inference import NPEPosterior, c2st, nltp, sbc_ranks, sbc_uniformity_pvalues
 from simulators import ConfigError
 
 
@@ -57,7 +57,7 @@ def test_sbc_pvalues_reject_peaked_ranks() -> None:
         sbc_uniformity_pvalues(peaked, 100)
 
 
-def test_good_posterior_is_calibrated(good_posterior: TrainedPosterior, problem) -> None:
+def test_good_posterior_is_calibrated(good_posterior: NPEPosterior, problem) -> None:
     theta, x = problem.theta_test[:200], problem.x_test[:200]
     ranks = sbc_ranks(good_posterior, theta, x, n_samples=200, seed=0)
     assert ranks.shape == (200, 3) and ranks.dtype == np.int64

@@ -8,8 +8,8 @@ import pytest
 from inference import (
     ExactReference,
     NPESettings,
-    TrainedPosterior,
     c2st,
+    load_posterior,
     train_npe,
     train_reference_ensemble,
 )
@@ -58,8 +58,8 @@ def test_other_estimators_train_save_and_load(settings, problem, tmp_path) -> No
     with pytest.warns(UserWarning, match="max_num_epochs"):
         posterior = train_npe(theta, x, problem.sim.prior, settings, seed=0)
     posterior.save(tmp_path / "p.pt")
-    loaded = TrainedPosterior.load(tmp_path / "p.pt", problem.sim.prior)
+    loaded = load_posterior(tmp_path / "p.pt", problem.sim.prior)
     np.testing.assert_allclose(
         loaded.log_prob(theta[:5], x[:5]), posterior.log_prob(theta[:5], x[:5]), rtol=1e-5
     )
-    assert loaded.settings == settings
+    assert loaded.network_settings == settings

@@ -71,7 +71,8 @@ def test_score_dataset_layout(scores: xr.Dataset, good_posterior) -> None:
     assert float(scores["nltp_mean"]) == pytest.approx(float(scores["nltp"].mean()))
     assert ((scores["sbc_pvalue"] >= 0) & (scores["sbc_pvalue"] <= 1)).all()
     assert scores.attrs["format"] == SCORES_FORMAT
-    assert scores.attrs["npe_settings"] == good_posterior.settings.model_dump()
+    assert scores.attrs["method_settings"] == good_posterior.settings
+    assert scores.attrs["method"] == "npe"
     assert scores.attrs["n_posterior_samples"] == 500 and scores.attrs["seed"] == 11
 
 

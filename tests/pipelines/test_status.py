@@ -14,7 +14,7 @@ from pipelines.study import study_client
 TINY = {
     "name": "watched",
     "simulator": {"name": "gaussian_linear", "settings": {"dim": 2}},
-    "budgets": {"train": 100, "test": 10, "observations": 1},
+    "budgets": {"train": 100, "test": 20, "observations": 1},
     "ladder": [{"name": "only", "simplification": 0, "emulator": {"family": "maf"}}],
     "cluster": {
         "profile": "local",
