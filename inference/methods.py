@@ -193,7 +193,7 @@ def _entry_point_methods() -> dict[str, str]:
 
 def available_methods() -> list[str]:
     """Names of every registered inference method, built-in and plugin, sorted."""
-    return sorted({**_entry_point_methods(), **BUILTIN_METHODS})
+    return sorted({*_entry_point_methods(), *BUILTIN_METHODS, *_REGISTERED})
 
 
 _REGISTERED: dict[str, type[InferenceMethod]] = {}

@@ -106,13 +106,7 @@ def train_network(
     seed = check_seed(seed)
     theta_t, x_t = check_pairs(theta, x, prior)
     n = theta_t.shape[0]
-    n_train = int((1 - settings.validation_fraction) * n)
-    if n_train < 1 or n - n_train < 1:
-        raise ConfigError(
-            f"{n} pairs with validation_fraction={settings.validation_fraction} leave "
-            f"{n_train} training and {n - n_train} validation pairs; pass more pairs or "
-            "change validation_fraction so both are at least 1"
-        )
+    n_train = _training_rows(n, settings.validation_fraction)
     options = {
         "prior": prior.to_torch(),
         builder_keyword: builder,
@@ -134,35 +128,69 @@ def train_network(
                 states=states, fingerprint=fingerprint, every=checkpoint_every, **options
             )
         trainer.append_simulations(theta_t, x_t)
-        if saved is not None:
-            trainer.restore(saved[1], settings, saved[0])
-        if saved is not None and saved[1]["finished"]:
-            network = trainer.network
-        else:
-            network = trainer.train(
-                training_batch_size=settings.training_batch_size,
-                learning_rate=settings.learning_rate,
-                validation_fraction=settings.validation_fraction,
-                stop_after_epochs=settings.stop_after_epochs,
-                max_num_epochs=settings.max_num_epochs,
-                resume_training=saved is not None,
-                show_train_summary=progress,
-            )
-            if states is not None:
-                states.save(trainer.state(epoch=trainer.epoch, finished=True))
-        network.eval()
-    seconds = time.perf_counter() - start
+        network = _train(trainer, settings, saved, states, progress)
+    seconds = trainer.seconds if states is not None else time.perf_counter() - start
+    training = _training_info(trainer, settings, seconds, n_train, n - n_train, states is not None)
+    return TrainedNetwork(network, training, fingerprint, int(x_t.shape[1]))
+
+
+def _training_rows(n: int, validation_fraction: float) -> int:
+    n_train = int((1 - validation_fraction) * n)
+    if n_train < 1 or n - n_train < 1:
+        raise ConfigError(
+            f"{n} pairs with validation_fraction={validation_fraction} leave "
+            f"{n_train} training and {n - n_train} validation pairs; pass more pairs or "
+            "change validation_fraction so both are at least 1"
+        )
+    return n_train
+
+
+def _train(
+    trainer: Any,
+    settings: NPESettings,
+    saved: tuple[Any, dict[str, Any]] | None,
+    states: StateFolder | None,
+    progress: bool,
+) -> Any:
+    """Run (or resume, or skip when finished) the trainer's ``train``; the network in eval mode."""
+    if saved is not None:
+        trainer.restore(saved[1], settings, saved[0])
+    if saved is not None and saved[1]["finished"]:
+        network = trainer.network
+    else:
+        network = trainer.train(
+            training_batch_size=settings.training_batch_size,
+            learning_rate=settings.learning_rate,
+            validation_fraction=settings.validation_fraction,
+            stop_after_epochs=settings.stop_after_epochs,
+            max_num_epochs=settings.max_num_epochs,
+            resume_training=saved is not None,
+            show_train_summary=progress,
+        )
+        if states is not None:
+            states.save(trainer.state(epoch=trainer.epoch, finished=True))
+    network.eval()
+    return network
+
+
+def _training_info(
+    trainer: Any,
+    settings: NPESettings,
+    seconds: float,
+    n_train: int,
+    n_validation: int,
+    resumable_run: bool,
+) -> TrainingInfo:
     summary = trainer.summary
     epochs = int(summary["epochs_trained"][-1])
-    training = TrainingInfo(
+    return TrainingInfo(
         epochs=epochs,
         best_validation_loss=float(summary["best_validation_loss"][-1]),
-        seconds=trainer.seconds if states is not None else seconds,
+        seconds=seconds,
         n_train=n_train,
-        n_validation=n - n_train,
+        n_validation=n_validation,
         converged=epochs <= settings.max_num_epochs,
         training_loss=tuple(float(v) for v in summary["training_loss"]),
         validation_loss=tuple(float(v) for v in summary["validation_loss"]),
-        resumed_epochs=trainer.resumed_epochs if states is not None else 0,
+        resumed_epochs=trainer.resumed_epochs if resumable_run else 0,
     )
-    return TrainedNetwork(network, training, fingerprint, int(x_t.shape[1]))

@@ -93,19 +93,14 @@ def score_posterior(
         If shapes disagree with each other or with the posterior.
     """
     context = _context(
-        posterior,
-        x_obs,
-        reference_samples,
-        theta_test,
-        x_test,
-        n_posterior_samples,
-        max_test_pairs,
+        posterior, x_obs, reference_samples, theta_test, x_test, n_posterior_samples, max_test_pairs
     )
-    context.n_sbc_samples = int(n_sbc_samples)
-    context.seed = check_seed(seed)
-    context.simulator = simulator
-    context.n_ppc_samples = int(n_ppc_samples)
-    context.n_lc2st_null = int(n_lc2st_null)
+    context.n_sbc_samples, context.seed, context.simulator = (
+        n_sbc_samples,
+        check_seed(seed),
+        simulator,
+    )
+    context.n_ppc_samples, context.n_lc2st_null = n_ppc_samples, n_lc2st_null
     variables = {
         spec.name: (spec.dims, spec.compute(context))  # type: ignore[misc]
         for spec in SCORES
