@@ -223,6 +223,7 @@ _STATE_STYLE = {
     "failed": "red",
     "cancelled": "red",
     "stale": "magenta",
+    "damaged": "red",
     "partial": "yellow",
     "not started": "dim",
 }
@@ -262,6 +263,13 @@ def status(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOpt
         console.print(f"[yellow]SLURM did not answer:[/yellow] {found.slurm_error}")
     summary = "every stage is done" if found.all_done else "not finished"
     Console().print(summary)
+    repair = found.repair_hint(config)
+    if repair:
+        for line in found.damage[:10]:
+            Console().print(f"  {line}", soft_wrap=True, highlight=False)
+        if len(found.damage) > 10:
+            Console().print(f"  ... and {len(found.damage) - 10} more", highlight=False)
+        Console().print(repair, soft_wrap=True, highlight=False)
     next_step = found.next_step(config)
     if next_step:
         Console().print(next_step)

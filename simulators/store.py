@@ -307,8 +307,18 @@ class _CheckedStore(LocalStore):
         return self._checked(key, buffer, byte_range)
 
     def _checked(self, key: str, buffer: Any, byte_range: Any) -> Any:
-        name, separator, _ = key.partition("/c/")
-        if buffer is None or byte_range is not None or not separator or "/" in name:
+        name, separator, index = key.partition("/c/")
+        if not separator or "/" in name or byte_range is not None:
+            return buffer
+        if buffer is None:
+            # a chunk without its file reads as the fill value: right for rows still pending,
+            # garbage (NaN, 0) for rows whose status chunk says they are done
+            done = Path(self.root, "status", "c", index.split("/")[0])
+            if name not in ("status", "error") and name in _VARIABLES and done.is_file():
+                raise StoreError(
+                    f"the chunk file {self.root / key} is missing, but its rows are done "
+                    f"(their status chunk {done} exists). {_REPAIR}."
+                )
             return buffer
         if name not in self._layouts:
             self._layouts[name] = _layout(self.root, name)
@@ -476,7 +486,9 @@ def write_rows(
             continue
         if group is None:
             group = zarr.open_group(path, mode="r+", use_consolidated=False)
-        with _quiet_strings():
+        # every chunk of written rows gets its file, even one equal to the fill value (job_id
+        # -1): a missing file of a done row then always means damage
+        with _quiet_strings(), zarr.config.set({"array.write_empty_chunks": True}):
             group[name][region] = value
 
 
