@@ -140,7 +140,7 @@ def run_campaign(
         campaign_seed=campaign_seed,
         extra={**(attrs or {}), "campaign": settings.identity()},
     )
-    console = Console(stderr=False, quiet=not progress)
+    console = Console(stderr=False, quiet=not progress, soft_wrap=True)  # whole lines in logs
     with safe_umask(), StoreLock(store):
         if not create_store(store, identity, simulator.prior.names, simulator.output_names):
             _repair(store)
