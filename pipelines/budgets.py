@@ -5,7 +5,9 @@ ledger of about :data:`LEDGER_BYTES` per row; the largest training set (``budget
 ``budgets.emulated`` rows) is held in memory at once, about :data:`TRAINING_COPIES` times (the
 arrays read from the store, their float32 tensors, the batches and the validation split). A
 study whose estimate exceeds the machine's memory or the free disk under its ``output_dir`` is
-refused, naming the field that drives it; ``force`` (``--force``) runs it anyway.
+refused, naming the field that drives it; ``force`` (``--force``) runs it anyway. Once the
+study's training store has rows, their mean ``elapsed`` gives the core time of the
+true-simulator runs too.
 """
 
 from __future__ import annotations
@@ -55,14 +57,38 @@ class BudgetEstimate:
     ram_bytes: float
     free_disk_bytes: float
     disk_path: Path
+    simulator_core_s: float | None = None
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"estimated peak memory {human_bytes(self.memory_bytes)} (driven by "
             f"{self.memory_field}), disk {human_bytes(self.disk_bytes)} (mostly "
             f"{self.disk_field}); this machine has {human_bytes(self.ram_bytes)} of memory and "
             f"{human_bytes(self.free_disk_bytes)} free under {self.disk_path}"
         )
+        if self.simulator_core_s is not None:
+            text += (
+                f"; true-simulator runs about {self.simulator_core_s / 3600:.2g} core-hours "
+                "(measured per sample in the training store)"
+            )
+        return text
+
+
+def _measured_core_s(config, runs: int) -> float | None:
+    """Core seconds of ``runs`` true-simulator runs at the training store's mean per row."""
+    from pipelines.layout import StudyLayout
+    from simulators.store import Status, open_store
+
+    store = StudyLayout(config.study_dir).simulations("train")
+    if not store.exists():
+        return None
+    try:
+        ds = open_store(store)
+        ok = ds["status"].values == Status.OK
+        elapsed = ds["elapsed"].values[ok] if ok.any() else None
+    except Exception:  # a damaged store is reported elsewhere; no estimate then
+        return None
+    return None if elapsed is None else float(elapsed.mean()) * runs
 
 
 def _machine_memory() -> float:
@@ -83,8 +109,9 @@ def _free_disk(path: Path) -> tuple[float, Path]:
         return float("inf"), path
 
 
-def estimate_budgets(config) -> BudgetEstimate:
-    """Disk and peak memory of ``config``'s study (a :class:`pipelines.config.StudyConfig`)."""
+def estimate_budgets(config, *, measure: bool = False) -> BudgetEstimate:
+    """Disk and peak memory of ``config``'s study (a :class:`pipelines.config.StudyConfig`);
+    with ``measure``, the true-simulator core time from its training store, if it has one."""
     simulator = make_simulator(config.simulator.name, **config.simulator.settings)
     row = 8 * (len(simulator.prior.names) + len(simulator.output_names))
     budgets = config.budgets
@@ -109,6 +136,11 @@ def estimate_budgets(config) -> BudgetEstimate:
         ram_bytes=_machine_memory(),
         free_disk_bytes=free,
         disk_path=where,
+        simulator_core_s=_measured_core_s(
+            config, budgets.train + budgets.test + budgets.observations
+        )
+        if measure
+        else None,
     )
 
 

@@ -64,7 +64,7 @@ def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
     levels = ", ".join(f"{lvl.name} ({lvl.simplification:g})" for lvl in study.ladder)
     console.print(f"[green]{config} is valid[/green]: study {study.name!r} → {study.study_dir}")
     console.print(f"simulator {study.simulator.name} {study.simulator.settings}; levels: {levels}")
-    console.print(f"{estimate_budgets(study)}", soft_wrap=True, highlight=False)
+    console.print(f"{estimate_budgets(study, measure=True)}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from pipelines.budgets import estimate_budgets, human_bytes
 from pipelines.cli import app
 from pipelines.config import load_config
 from simulators.errors import ConfigError
+from simulators.registry import make_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -83,3 +85,23 @@ def test_validate_shows_the_estimate_of_a_sane_study():
     done = _cli("validate", str(QUICKSTART))
     assert done.returncode == 0, done.stderr
     assert "estimated peak memory 996.0 kB (driven by budgets.train), disk" in done.stderr
+
+
+def test_a_training_store_gives_the_measured_core_time(tmp_path):
+    from pipelines.layout import StudyLayout
+    from simulators.store import Status, create_store, store_identity, write_rows
+
+    config = load_config(QUICKSTART, output_dir=tmp_path)
+    assert estimate_budgets(config, measure=True).simulator_core_s is None
+    simulator = make_simulator("gaussian_linear", dim=5, prior_var=0.1, noise_var=0.1)
+    store = StudyLayout(config.study_dir).simulations("train")
+    store.parent.mkdir(parents=True)
+    identity = store_identity(simulator, n_samples=4, chunk_size=4, campaign_seed=0)
+    create_store(store, identity, simulator.prior.names, simulator.output_names)
+    status = np.array([Status.OK, Status.OK, Status.OK, Status.FAILED], dtype=np.int8)
+    elapsed = np.array([1.0, 2.0, 3.0, 100.0])  # the failed row's time is left out
+    theta = np.zeros((4, 5))
+    write_rows(store, 0, theta=theta, x=theta, seed=np.arange(4), status=status, elapsed=elapsed)
+    found = estimate_budgets(config, measure=True)
+    assert found.simulator_core_s == 2.0 * (4000 + 300 + 4)
+    assert "true-simulator runs about 2.4 core-hours" in str(found)
