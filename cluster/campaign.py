@@ -15,6 +15,7 @@ A full disk stops the campaign with an error that says so; the chunks written ar
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -49,6 +50,9 @@ logger = logging.getLogger("emustudy.cluster")
 # Dask gives up on a task after 3 workers died running it (distributed.scheduler.allowed-failures);
 # a campaign resubmits such a chunk this many more times before it stops.
 WORKER_LOSSES_PER_CHUNK = 3
+# Chunks submitted at once: enough for any adaptive cluster to scale on, few enough that the
+# driver's and the scheduler's memory do not grow with the budget; more follow as chunks finish.
+IN_FLIGHT = 1000
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,8 @@ def _run_chunks(
             pure=False,
         )
 
-    futures = {submit(start, stop, 0): (start, stop, 0) for start, stop in todo}
+    waiting = iter(todo)
+    futures = {submit(a, b, 0): (a, b, 0) for a, b in itertools.islice(waiting, IN_FLIGHT)}
     with campaign_bar(store.name, enabled=not console.quiet) as bar:
         task = bar.add_task("simulate", total=sum(b - a for a, b in todo), failed=0)
         pending = as_completed(futures)
@@ -302,4 +307,8 @@ def _run_chunks(
             retried += result.retried
             failed = sum(n for name, n in counts.items() if name != "ok")
             bar.update(task, advance=stop - start, failed=failed)
+            for start, stop in itertools.islice(waiting, 1):  # the next chunk, if any
+                refill = submit(start, stop, 0)
+                futures[refill] = (start, stop, 0)
+                pending.add(refill)
     return counts, errors, retried
