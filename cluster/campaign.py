@@ -208,6 +208,21 @@ def _close_children(client: Client) -> None:
         logger.warning("could not stop the simulators' child processes on every worker: %r", err)
 
 
+def _write_failed(err: Exception, store: Path, start: int, stop: int) -> EmustudyError:
+    """The error to stop a campaign with when the chunk ``start:stop`` could not be written."""
+    if disk_full(err):
+        return StoreError(
+            f"the disk holding {store} is full (no space left on device, or the quota is spent) "
+            f"while writing samples {start}:{stop}. The chunks written so far are kept and the "
+            "store still opens; free space (or move the store to a larger disk) and run the "
+            "same campaign again: it simulates the missing chunks only"
+        )
+    return EmustudyError(
+        f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks written so far "
+        "are kept and a rerun resumes from them"
+    )
+
+
 def _itself(obj: Any) -> Any:
     return obj
 
@@ -288,18 +303,7 @@ def _run_chunks(
                 ) from err
             except Exception as err:
                 _cancel(futures)
-                if disk_full(err):
-                    raise StoreError(
-                        f"the disk holding {store} is full (no space left on device, or the "
-                        f"quota is spent) while writing samples {start}:{stop}. The chunks "
-                        "written so far are kept and the store still opens; free space (or move "
-                        "the store to a larger disk) and run the same campaign again: it "
-                        "simulates the missing chunks only"
-                    ) from err
-                raise EmustudyError(
-                    f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks "
-                    "written so far are kept and a rerun resumes from them"
-                ) from err
+                raise _write_failed(err, store, start, stop) from err
             for name, count in result.counts.items():
                 counts[name] = counts.get(name, 0) + count
             for name, error in result.errors.items():
