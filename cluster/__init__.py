@@ -8,6 +8,7 @@ from cluster.client import (
     cluster_client,
     make_client,
 )
+from cluster.guarded import GuardedResult, SimulatorFailedError, guarded_simulate
 from cluster.lock import StoreLock
 from cluster.profiles import LocalProfile, SlurmProfile, load_profile
 from cluster.settings import CampaignSettings
@@ -15,13 +16,16 @@ from cluster.settings import CampaignSettings
 __all__ = [
     "CampaignSettings",
     "CampaignSummary",
+    "GuardedResult",
     "LocalProfile",
+    "SimulatorFailedError",
     "SlurmProfile",
     "StoreLock",
     "WORKER_DASK_SETTINGS",
     "WORKER_ENVIRONMENT",
     "close_client",
     "cluster_client",
+    "guarded_simulate",
     "load_profile",
     "make_client",
     "run_campaign",

@@ -15,6 +15,7 @@ A full disk stops the campaign with an error that says so; the chunks written ar
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -49,6 +50,9 @@ logger = logging.getLogger("emustudy.cluster")
 # Dask gives up on a task after 3 workers died running it (distributed.scheduler.allowed-failures);
 # a campaign resubmits such a chunk this many more times before it stops.
 WORKER_LOSSES_PER_CHUNK = 3
+# Chunks submitted at once: enough for any adaptive cluster to scale on, few enough that the
+# driver's and the scheduler's memory do not grow with the budget; more follow as chunks finish.
+IN_FLIGHT = 1000
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def run_campaign(
         campaign_seed=campaign_seed,
         extra={**(attrs or {}), "campaign": settings.identity()},
     )
-    console = Console(stderr=False, quiet=not progress)
+    console = Console(stderr=False, quiet=not progress, soft_wrap=True)  # whole lines in logs
     with safe_umask(), StoreLock(store):
         if not create_store(store, identity, simulator.prior.names, simulator.output_names):
             _repair(store)
@@ -204,6 +208,21 @@ def _close_children(client: Client) -> None:
         logger.warning("could not stop the simulators' child processes on every worker: %r", err)
 
 
+def _write_failed(err: Exception, store: Path, start: int, stop: int) -> EmustudyError:
+    """The error to stop a campaign with when the chunk ``start:stop`` could not be written."""
+    if disk_full(err):
+        return StoreError(
+            f"the disk holding {store} is full (no space left on device, or the quota is spent) "
+            f"while writing samples {start}:{stop}. The chunks written so far are kept and the "
+            "store still opens; free space (or move the store to a larger disk) and run the "
+            "same campaign again: it simulates the missing chunks only"
+        )
+    return EmustudyError(
+        f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks written so far "
+        "are kept and a rerun resumes from them"
+    )
+
+
 def _itself(obj: Any) -> Any:
     return obj
 
@@ -256,7 +275,8 @@ def _run_chunks(
             pure=False,
         )
 
-    futures = {submit(start, stop, 0): (start, stop, 0) for start, stop in todo}
+    waiting = iter(todo)
+    futures = {submit(a, b, 0): (a, b, 0) for a, b in itertools.islice(waiting, IN_FLIGHT)}
     with campaign_bar(store.name, enabled=not console.quiet) as bar:
         task = bar.add_task("simulate", total=sum(b - a for a, b in todo), failed=0)
         pending = as_completed(futures)
@@ -283,18 +303,7 @@ def _run_chunks(
                 ) from err
             except Exception as err:
                 _cancel(futures)
-                if disk_full(err):
-                    raise StoreError(
-                        f"the disk holding {store} is full (no space left on device, or the "
-                        f"quota is spent) while writing samples {start}:{stop}. The chunks "
-                        "written so far are kept and the store still opens; free space (or move "
-                        "the store to a larger disk) and run the same campaign again: it "
-                        "simulates the missing chunks only"
-                    ) from err
-                raise EmustudyError(
-                    f"writing samples {start}:{stop} of {store} failed: {err!r}; the chunks "
-                    "written so far are kept and a rerun resumes from them"
-                ) from err
+                raise _write_failed(err, store, start, stop) from err
             for name, count in result.counts.items():
                 counts[name] = counts.get(name, 0) + count
             for name, error in result.errors.items():
@@ -302,4 +311,8 @@ def _run_chunks(
             retried += result.retried
             failed = sum(n for name, n in counts.items() if name != "ok")
             bar.update(task, advance=stop - start, failed=failed)
+            for start, stop in itertools.islice(waiting, 1):  # the next chunk, if any
+                refill = submit(start, stop, 0)
+                futures[refill] = (start, stop, 0)
+                pending.add(refill)
     return counts, errors, retried

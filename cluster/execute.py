@@ -1,5 +1,12 @@
 """Simulate one chunk of a campaign on a worker: batches, per-sample retries, timeouts, ledger.
 
+``timeout_s`` is per sample. A call of ``k`` rows gets the deadline ``timeout_s + k * pace``,
+where ``pace`` is the largest seconds per row of the last few calls that succeeded on this worker:
+a hung sample holds its worker at most ``timeout_s`` beyond the call's expected time. Until a
+worker has measured its pace, its first calls ramp up from 1 row (deadline ``timeout_s``) by a
+factor of 4 to the batch size. A call that times out is rerun one sample at a time, each with the
+deadline ``timeout_s + pace``, so the hung sample is found and only it is marked ``timeout``.
+
 A chunk runs in batches. A batch that raises, dies, times out or returns a wrong shape or dtype
 is split into single samples, so one bad theta never fails its neighbours; each of those runs
 alone, and one that raises is retried up to ``retries`` times. A sample whose output has the
@@ -15,7 +22,7 @@ import os
 import socket
 import threading
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +69,7 @@ def simulate_rows(
     settings: CampaignSettings,
     *,
     reuse_child: bool = False,
+    isolate: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Simulate rows with the campaign's retries and timeouts.
 
@@ -73,6 +81,8 @@ def simulate_rows(
         With a timeout, keep this thread's child process for the next call with the same
         simulator (a campaign's chunks on one worker) instead of starting one per call; end
         them with :func:`close_worker_children`.
+    isolate : bool, optional
+        Run the simulator in a killable child process; by default only when a timeout is set.
 
     Returns
     -------
@@ -94,7 +104,7 @@ def simulate_rows(
     )
     timeout = settings.timeout_s
     batch = settings.batch_size or rows
-    if not timeout:
+    if not (timeout or isolate):
         isolation = nullcontext(None)
     elif reuse_child:
         isolation = nullcontext(_worker_child(simulator))
@@ -105,16 +115,28 @@ def simulate_rows(
         def call(lo: int, hi: int) -> CallOutcome:
             if isolated is None:
                 return call_in_process(simulator, theta[lo:hi], seeds[lo:hi])
-            return isolated.call(theta[lo:hi], seeds[lo:hi], timeout * (hi - lo))
+            expected = isolated.pace.expected(hi - lo)
+            deadline = timeout + expected if timeout else float("inf")
+            outcome = isolated.call(theta[lo:hi], seeds[lo:hi], deadline)
+            if outcome.timed_out:
+                what = "its" if hi - lo == 1 else f"the {hi - lo} rows'"
+                error = f"timed out after {timeout:g} s beyond {what} expected {expected:.2g} s"
+                return replace(outcome, error=error)
+            if outcome.error is None:
+                isolated.pace.record(hi - lo, outcome.seconds)
+            return outcome
 
-        for lo in range(0, rows, batch):
-            hi = min(lo + batch, rows)
+        lo = 0
+        while lo < rows:
+            size = batch if isolated is None or not timeout else isolated.pace.next_size(batch)
+            hi = min(lo + size, rows)
             outcome = call(lo, hi)
             if outcome.error is None and outcome.x.shape == (hi - lo, n_outputs):
                 _accept(ledger, lo, outcome.x, outcome.seconds / (hi - lo), attempts=1)
-                continue
-            for i in range(lo, hi):  # find the culprit(s): every sample on its own
-                _run_alone(ledger, i, call, settings.retries, n_outputs)
+            else:
+                for i in range(lo, hi):  # find the culprit(s): every sample on its own
+                    _run_alone(ledger, i, call, settings.retries, n_outputs)
+            lo = hi
     ledger.error = ledger.error.astype(str)
     return ledger.x, ledger.status, ledger.attempts, ledger.error, ledger.elapsed
 

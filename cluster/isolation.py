@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:  # the child runs this file as a script and imports only what it unpickles
     from simulators.base import Simulator
 
-__all__ = ["CallOutcome", "IsolatedSimulator", "as_output", "call_in_process", "main"]
+__all__ = ["CallOutcome", "IsolatedSimulator", "Pace", "as_output", "call_in_process", "main"]
 
 _HEADER = struct.Struct("<Q")
 _STARTUP_TIMEOUT_S = 120.0  # importing torch in a busy child can take a while; not the sim's time
@@ -119,6 +119,35 @@ def _read_exactly(fd: int, n: int, deadline: float) -> bytes | None:
     return b"".join(chunks)
 
 
+class Pace:
+    """Seconds per row of a simulator's recent successful calls, for deadlines by pace.
+
+    ``expected(k)`` is ``k`` times the largest seconds per row of the last :attr:`KEEP` calls
+    (0 before any); ``next_size(batch)`` ramps a new worker's calls up from 1 row by a factor of
+    :attr:`RAMP` to ``batch``, so that no call runs with a deadline guessed without a measurement.
+    """
+
+    KEEP = 3
+    RAMP = 4
+
+    def __init__(self) -> None:
+        self.per_row: list[float] = []
+        self.largest_ok = 0
+
+    def record(self, rows: int, seconds: float) -> None:
+        """Note a call of ``rows`` rows that succeeded in ``seconds``."""
+        self.per_row = [*self.per_row, seconds / max(rows, 1)][-self.KEEP :]
+        self.largest_ok = max(self.largest_ok, rows)
+
+    def expected(self, rows: int) -> float:
+        """Seconds a call of ``rows`` rows should take, from the recent calls."""
+        return rows * max(self.per_row, default=0.0)
+
+    def next_size(self, batch: int) -> int:
+        """Rows for the next call: ``batch`` once a call of a quarter of it has succeeded."""
+        return max(1, min(batch, self.RAMP * self.largest_ok))
+
+
 class IsolatedSimulator:
     """A simulator behind a killable child process; use as a context manager.
 
@@ -130,6 +159,7 @@ class IsolatedSimulator:
 
     def __init__(self, simulator: Simulator) -> None:
         self.simulator = simulator
+        self.pace = Pace()  # kept across child restarts: the simulator's speed is the same
         self._child: subprocess.Popen | None = None
 
     def __enter__(self) -> IsolatedSimulator:

@@ -29,7 +29,11 @@ __all__ = [
     "write_script",
     "sbatch",
     "job_states",
+    "parse_sacct",
+    "parse_scontrol",
+    "parse_squeue",
     "scancel",
+    "unknown_jobs",
 ]
 
 # SLURM job states after which a job will not run again and did not succeed.
@@ -222,52 +226,114 @@ def sbatch(script: Path, *, after_ok: Iterable[str] = (), workdir: Path | None =
     return job_id
 
 
-def _squeue(job_ids: list[str]) -> dict[str, str]:
-    output = _run(
-        ["squeue", "--noheader", "--array", "--format=%i|%T", f"--jobs={','.join(job_ids)}"],
-        "asking SLURM for job states",
-    )
+_ARRAY = re.compile(r"^(\d+)_\[?([\d,\-%]+)\]?$")
+
+
+def _expand(job: str) -> list[str]:
+    """Array task ids in one of SLURM's spellings, one id each.
+
+    ``13_[1-3,5%2]`` (pending tasks; ``%2`` a throttle) gives ``13_1 13_2 13_3 13_5``; other ids
+    come back as they are.
+    """
+    found = _ARRAY.match(job)
+    if not found:
+        return [job]
+    base, spec = found.group(1), found.group(2).split("%")[0]
+    tasks: list[str] = []
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            tasks += [f"{base}_{i}" for i in range(int(low), int(high or low) + 1)]
+    return tasks or [job]
+
+
+def parse_squeue(output: str) -> dict[str, str]:
+    """States from ``squeue --noheader --array --format=%i|%T`` output."""
     states = {}
     for line in output.splitlines():
         job, _, state = line.strip().partition("|")
-        if job:
-            states[job] = state
+        for name in _expand(job) if job else []:
+            states[name] = state.strip()
     return states
 
 
-def _scontrol(job_id: str) -> dict[str, str]:
-    """States of a job that squeue no longer lists (kept by slurmctld for MinJobAge)."""
-    try:
-        output = _run(["scontrol", "--oneliner", "show", "job", job_id], "asking SLURM")
-    except SlurmError:
-        return {}
+def parse_scontrol(output: str) -> dict[str, str]:
+    """States from ``scontrol --oneliner show job ID`` output: one line per job or array task
+    (pending tasks of an array share one line, ``ArrayTaskId=2-3``)."""
     states = {}
     for line in output.splitlines():
         fields = dict(
             item.split("=", 1) for item in line.split() if "=" in item and not item.startswith("=")
         )
+        if "JobState" not in fields:
+            continue
         array, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
-        name = f"{array}_{task}" if array and task and task.isdigit() else fields.get("JobId")
-        if name and "JobState" in fields:
+        names = _expand(f"{array}_[{task}]") if array and task else [fields.get("JobId", "")]
+        for name in filter(None, names):
             states[name] = fields["JobState"]
     return states
 
 
-def job_states(job_ids: Iterable[str]) -> dict[str, str]:
-    """The SLURM state of each job, array tasks listed as ``<array id>_<index>``.
+def parse_sacct(output: str) -> dict[str, str]:
+    """States from ``sacct --noheader --parsable2 --format=JobID,State`` output; job steps
+    (``13_1.batch``) are skipped and ``CANCELLED by 1000`` reads as ``CANCELLED``."""
+    states = {}
+    for line in output.splitlines():
+        job, _, state = line.strip().partition("|")
+        if not job or "." in job or not state:
+            continue
+        for name in _expand(job):
+            states[name] = state.split()[0]
+    return states
 
-    Jobs SLURM has forgotten (finished longer ago than ``MinJobAge``, 300 s by default) are
-    missing from the result: callers judge them by the outputs they left.
+
+def unknown_jobs(job_ids: Iterable[str], states: dict[str, str]) -> list[str]:
+    """The ids of ``job_ids`` that ``states`` says nothing about: neither the id itself nor,
+    for an array task, its array's own id (a task not started may be listed under it)."""
+    return [j for j in job_ids if j not in states and j.split("_")[0] not in states]
+
+
+def _ask(argv: list[str], parse, what: str) -> dict[str, str]:
+    """``parse`` of a SLURM command's output; {} when SLURM does not know the job or, for
+    sacct, keeps no accounting (squeue's own failures are raised: SLURM is not answering)."""
+    try:
+        return parse(_run(argv, what))
+    except SlurmError as err:
+        if argv[0] == "squeue" and "Invalid job id" not in str(err):
+            raise
+        return {}
+
+
+def job_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """The SLURM state of each job or array task (``<array id>_<index>``), and of the others
+    SLURM lists with them.
+
+    ``squeue`` first; a job or task it does not list (ended: a task cancelled alone, while the
+    rest of its array runs, included) is asked of ``scontrol`` (which keeps ended jobs for
+    ``MinJobAge``, 300 s by default), then of ``sacct`` (where accounting is kept). Jobs none of
+    them knows are missing from the result: callers judge them by the outputs they left.
+
+    Raises
+    ------
+    SlurmError
+        If ``squeue`` does not answer.
     """
+    job_ids = [str(j) for j in job_ids]
+    bases = list(dict.fromkeys(j.split("_")[0] for j in job_ids))
     states: dict[str, str] = {}
-    for job_id in job_ids:
-        try:
-            found = _squeue([job_id])
-        except SlurmError as err:
-            if "Invalid job id" not in str(err):
-                raise
-            found = {}
-        states.update(found or _scontrol(job_id))
+    query = "asking SLURM for job states"
+    for base in bases:
+        argv = ["squeue", "--noheader", "--array", "--format=%i|%T", f"--jobs={base}"]
+        states.update(_ask(argv, parse_squeue, query))
+    for base in dict.fromkeys(j.split("_")[0] for j in unknown_jobs(job_ids, states)):
+        found = _ask(["scontrol", "--oneliner", "show", "job", base], parse_scontrol, query)
+        states.update({k: v for k, v in found.items() if k not in states})
+    missing = unknown_jobs(job_ids, states)
+    if missing and shutil.which("sacct"):
+        argv = ["sacct", "--noheader", "--parsable2", "--format=JobID,State"]
+        argv.append(f"--jobs={','.join(dict.fromkeys(j.split('_')[0] for j in missing))}")
+        found = _ask(argv, parse_sacct, query)
+        states.update({k: v for k, v in found.items() if k not in states})
     return states
 
 

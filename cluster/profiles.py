@@ -26,10 +26,25 @@ __all__ = [
     "SlurmProfile",
     "ClusterProfile",
     "load_profile",
+    "loopback_dashboard",
     "walltime_seconds",
 ]
 
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.yaml")
+
+
+def loopback_dashboard(address: str) -> str:
+    """A dashboard address with its host, 127.0.0.1 where none is given (``":0"``, ``"8787"``).
+
+    Dask binds a host-less dashboard address to every interface (0.0.0.0) while its link says
+    127.0.0.1; an explicit host (``"0.0.0.0:8787"``) is kept as the user wrote it.
+    """
+    address = str(address).strip()
+    if address.startswith(":"):
+        return f"127.0.0.1{address}"
+    if address.isdigit():
+        return f"127.0.0.1:{address}"
+    return address
 
 
 class LocalProfile(BaseModel):
@@ -44,6 +59,11 @@ class LocalProfile(BaseModel):
     host: str = "127.0.0.1"
     dashboard_address: str = "127.0.0.1:8787"
     security: bool = False
+
+    @field_validator("dashboard_address")
+    @classmethod
+    def _dashboard(cls, value: str) -> str:
+        return loopback_dashboard(value)
 
 
 class SlurmProfile(BaseModel):
@@ -70,6 +90,11 @@ class SlurmProfile(BaseModel):
     lifetime: str | None = None
     lifetime_margin: str = "5m"
     lifetime_stagger: str | None = None
+
+    @field_validator("dashboard_address")
+    @classmethod
+    def _dashboard(cls, value: str) -> str:
+        return loopback_dashboard(value)
 
     @field_validator("walltime")
     @classmethod

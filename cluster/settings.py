@@ -20,9 +20,11 @@ class CampaignSettings(BaseModel):
         neighbours.
     timeout_s : float, optional
         Seconds one sample may take. When set, the simulator runs in a child process that is
-        killed at the timeout (a batch gets ``timeout_s`` per row), so even a simulator holding
-        the GIL cannot take its Dask worker down; timed-out samples are not retried. None runs
-        the simulator in the worker process itself, which is faster but cannot stop a hang.
+        killed at the deadline (a batch of ``k`` rows gets ``timeout_s`` beyond ``k`` times the
+        seconds per row measured on the worker, see :mod:`cluster.execute`), so even a simulator
+        holding the GIL cannot take its Dask worker down; timed-out samples are not retried.
+        None runs the simulator in the worker process itself, which is faster but cannot stop a
+        hang.
     batch_size : int, optional
         Samples per simulator call inside a chunk; None passes the whole chunk at once.
     """

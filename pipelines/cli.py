@@ -38,21 +38,29 @@ def _setup_logging(quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _load(config: Path, output_dir: Path | None) -> StudyConfig:
-    """The study config, with ``--output-dir`` replacing its ``output_dir`` when given."""
-    return load_config(config, **({"output_dir": output_dir} if output_dir else {}))
+def _load(config: Path, output_dir: Path | None, force: bool = True) -> StudyConfig:
+    """The study config, with ``--output-dir`` replacing its ``output_dir`` when given; its
+    budgets are checked against this machine unless ``force``."""
+    return load_config(config, force=force, **({"output_dir": output_dir} if output_dir else {}))
 
 
 ConfigArgument = typer.Argument(..., exists=False, help="Study config (YAML).")
+ForceOption = typer.Option(
+    False,
+    "--force",
+    help="Run even when the budgets' estimated memory or disk exceed this machine's.",
+)
 OutputDirOption = typer.Option(None, help="Parent folder of the study folder.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs.")
 
 
 @app.command()
-def validate(config: Path = ConfigArgument) -> None:
-    """Check a study config without running anything."""
+def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
+    """Check a study config, and that its budgets fit this machine, without running anything."""
+    from pipelines.budgets import estimate_budgets
+
     _setup_logging(quiet=True)
-    study = load_config(config)
+    study = load_config(config, force=force)
     levels = ", ".join(f"{lvl.name} ({lvl.simplification:g})" for lvl in study.ladder)
     console.print(f"[green]{config} is valid[/green]: study {study.name!r} → {study.study_dir}")
     console.print(f"simulator {study.simulator.name} {study.simulator.settings}; levels: {levels}")
@@ -61,6 +69,7 @@ def validate(config: Path = ConfigArgument) -> None:
     console.print(f"inference methods: {', '.join(study.inference.methods)}")
     for level, method, reason in skipped_units(study):
         console.print(f"  {method} is left out for {level}: {reason}")
+    console.print(f"{estimate_budgets(study, measure=True)}", soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -68,12 +77,13 @@ def run(
     config: Path = ConfigArgument,
     output_dir: Path | None = OutputDirOption,
     quiet: bool = QuietOption,
+    force: bool = ForceOption,
 ) -> None:
     """Run every stage of a study that is not done yet, then write its report."""
     from pipelines.study import run_study
 
     _setup_logging(quiet)
-    study = _load(config, output_dir)
+    study = _load(config, output_dir, force)
     result = run_study(study, progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
@@ -107,12 +117,13 @@ def _run_stages(
     profile: str | None,
     workers: int | None,
     replace_stale: bool,
+    force: bool,
 ) -> None:
     from pipelines.state import resolve_levels
     from pipelines.study import run_stages
 
     _setup_logging(quiet)
-    study = _load(config, output_dir)
+    study = _load(config, output_dir, force)
     chosen = resolve_levels(study, levels)
     cluster = {"n_workers": workers, "dashboard_address": "127.0.0.1:0"} if workers else {}
     result = run_stages(
@@ -140,9 +151,12 @@ def _stage_command(stage: str, summary: str) -> None:
         profile: str | None = ProfileOption,
         workers: int | None = WorkersOption,
         replace_stale: bool = ReplaceStaleOption,
+        force: bool = ForceOption,
     ) -> None:
         stages = list(LEVEL_PIPELINE) if stage == "level" else [stage]
-        _run_stages(stages, config, level, output_dir, quiet, profile, workers, replace_stale)
+        _run_stages(
+            stages, config, level, output_dir, quiet, profile, workers, replace_stale, force
+        )
 
     command.__doc__ = summary
     app.command(name=stage)(command)
@@ -188,12 +202,13 @@ def submit(
     scripts_only: bool = typer.Option(
         False, "--scripts-only", help="Write the sbatch and pipeline scripts, submit nothing."
     ),
+    force: bool = ForceOption,
 ) -> None:
     """Submit the study to SLURM: simulate, then a job array over levels, then the report."""
     from pipelines.submit import submit_resources, submit_study, write_pipeline_scripts
 
     _setup_logging(quiet=True)
-    study = _load(config, output_dir)
+    study = _load(config, output_dir, force)
     profile = profile or study.cluster.profile
     if scripts_only:
         scripts = write_pipeline_scripts(
@@ -228,6 +243,7 @@ _STATE_STYLE = {
     "failed": "red",
     "cancelled": "red",
     "stale": "magenta",
+    "damaged": "red",
     "partial": "yellow",
     "not started": "dim",
 }
@@ -267,6 +283,13 @@ def status(config: Path = ConfigArgument, output_dir: Path | None = OutputDirOpt
         console.print(f"[yellow]SLURM did not answer:[/yellow] {found.slurm_error}")
     summary = "every stage is done" if found.all_done else "not finished"
     Console().print(summary)
+    repair = found.repair_hint(config)
+    if repair:
+        for line in found.damage[:10]:
+            Console().print(f"  {line}", soft_wrap=True, highlight=False)
+        if len(found.damage) > 10:
+            Console().print(f"  ... and {len(found.damage) - 10} more", highlight=False)
+        Console().print(repair, soft_wrap=True, highlight=False)
     next_step = found.next_step(config)
     if next_step:
         Console().print(next_step)

@@ -274,15 +274,17 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_config(path: Path, **overrides: Any) -> StudyConfig:
-    """Read and validate a study config.
+def load_config(path: Path, *, force: bool = False, **overrides: Any) -> StudyConfig:
+    """Read and validate a study config, and check that its budgets fit this machine.
 
     YAML is parsed with ``yaml.safe_load``: tags that construct Python objects are refused.
+    ``force`` skips the budget check (:func:`pipelines.budgets.check_budgets`).
 
     Raises
     ------
     ConfigError
-        Naming every invalid field, the value received and what is allowed.
+        Naming every invalid field, the value received and what is allowed; or the budget that
+        needs more memory or disk than this machine has, with the estimate.
     """
     path = Path(path)
     try:
@@ -299,11 +301,15 @@ def load_config(path: Path, **overrides: Any) -> StudyConfig:
             f"{type(raw).__name__}; see configs/quickstart.yaml for a commented example"
         )
     try:
-        return StudyConfig.model_validate({**raw, **overrides})
+        config = StudyConfig.model_validate({**raw, **overrides})
     except ValidationError as err:
         raise ConfigError(
             f"{path} is not a valid study config:\n{describe_errors(err, StudyConfig)}"
         ) from err
+    from pipelines.budgets import check_budgets  # it reads the config's simulator
+
+    check_budgets(config, force=force)
+    return config
 
 
 def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:

@@ -1,7 +1,10 @@
 """Which config made each output: a small JSON manifest of stage digests per folder.
 
 A stage is done when its outputs exist and the manifest holds the digest of the config that
-would make them now. Outputs made by another config are never overwritten: the stage refuses.
+would make them now, and its simulation stores are whole (:func:`simulators.integrity.
+store_damage`): a store with a damaged or missing chunk is ``damaged``, so the stage runs again
+and its campaign recomputes just those chunks. Outputs made by another config are never
+overwritten: the stage refuses.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from simulators.errors import StaleOutputError
+from simulators.integrity import is_store, store_damage
 
 __all__ = ["Manifest"]
 
@@ -29,15 +33,21 @@ class Manifest:
         return json.loads(self.path.read_text())
 
     def state(self, stage: str, digest: str, outputs: list[Path]) -> str:
-        """``done`` (outputs exist, made by ``digest``), ``stale`` (an output exists that
-        another config made), ``partial`` (some outputs exist) or ``missing``."""
+        """``done`` (outputs exist, made by ``digest``), ``damaged`` (so, but a store among
+        them has damaged or missing chunks), ``stale`` (an output exists that another config
+        made), ``partial`` (some outputs exist) or ``missing``."""
         recorded = self.entries().get(stage)
         present = [path.exists() for path in outputs]
         if recorded is not None and recorded != digest and any(present):
             return "stale"
         if recorded == digest and all(present):
-            return "done"
+            return "damaged" if self.damage(outputs) else "done"
         return "partial" if any(present) else "missing"
+
+    @staticmethod
+    def damage(outputs: list[Path]) -> list[str]:
+        """One line per damaged chunk file of the simulation stores among ``outputs``."""
+        return [line for path in outputs if is_store(path) for line in store_damage(path)]
 
     def is_done(self, stage: str, digest: str, outputs: list[Path]) -> bool:
         """True when ``outputs`` exist and were made by the config with ``digest``.

@@ -44,18 +44,20 @@ _NEEDS = {
     "score": "infer",
 }
 
-State = Literal["done", "stale", "partial", "missing"]
+State = Literal["done", "damaged", "stale", "partial", "missing"]
 
 
 @dataclass(frozen=True)
 class StageState:
-    """One stage of one level (``level`` None for study-wide stages) as its files show it."""
+    """One stage of one level (``level`` None for study-wide stages) as its files show it;
+    ``damage`` names the damaged chunk files of its store when ``state`` is damaged."""
 
     stage: str
     level: str | None
     state: State
     counts: dict[str, int] = field(default_factory=dict)
     store: Path | None = None
+    damage: list[str] = field(default_factory=list)
 
 
 def level_names(config: StudyConfig) -> list[str]:
@@ -120,7 +122,8 @@ def stage_states(
         store = layout.simulations(role)
         wanted = digest(stages.simulation_digest(config), role)
         state = simulations.state(f"simulate-{role}", wanted, [store])
-        states.append(StageState(f"simulate-{role}", None, state, tally(store), store))
+        damage = Manifest.damage([store]) if state == "damaged" else []
+        states.append(StageState(f"simulate-{role}", None, state, tally(store), store, damage))
     for level in [*config.ladder, None]:
         for stage in LEVEL_STAGES if level is not None else CEILING_STAGES:
             chosen = units(config, [level]) if stage in ("infer", "score") else [Unit(level, "npe")]
@@ -131,7 +134,8 @@ def stage_states(
                 state = Manifest(layout.level(name).manifest).state(stage, wanted[stage], outputs)
                 store = outputs[0] if stage == "emulate" else None
                 ledger = tally(store) if store is not None else {}
-                states.append(StageState(stage, name, state, ledger, store))
+                damage = Manifest.damage(outputs) if state == "damaged" else []
+                states.append(StageState(stage, name, state, ledger, store, damage))
     return states
 
 

@@ -33,7 +33,8 @@ _RUNNING = {"RUNNING", "COMPLETING"}
 class StageStatus:
     """One row of ``emustudy status``.
 
-    ``state`` is done, running, pending, cancelled, failed, stale (made by another config),
+    ``state`` is done, damaged (done, but chunk files of its store are damaged or missing:
+    ``damage`` names them), running, pending, cancelled, failed, stale (made by another config),
     partial or not started; ``job`` and ``job_state`` are SLURM's, when the stage was submitted
     (``job_state`` is None once SLURM has forgotten the job).
     """
@@ -44,6 +45,7 @@ class StageStatus:
     job: str | None = None
     job_state: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    damage: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,22 @@ class StudyStatus:
             and self.slurm_error is None
             and not self.all_done
             and bool(states & {"cancelled", "failed"} or not states & {"running", "pending"})
+        )
+
+    @property
+    def damage(self) -> list[str]:
+        """Every damaged chunk file of the study's stores, one line each."""
+        return [line for row in self.rows for line in row.damage]
+
+    def repair_hint(self, config_file: Path | str) -> str | None:
+        """``damaged: N chunks`` and the command that recomputes them, or None."""
+        rows = [row for row in self.rows if row.state == "damaged"]
+        if not rows:
+            return None
+        where = ", ".join(f"{row.stage}{f' ({row.level})' if row.level else ''}" for row in rows)
+        return (
+            f"damaged: {len(self.damage)} chunks ({where}); `emustudy run {config_file}` "
+            "recomputes just those chunks (the same bytes: the seeds are per sample)"
         )
 
     def next_step(self, config_file: Path | str) -> str | None:
@@ -122,7 +140,7 @@ def _unit(stage: str, level: str | None) -> str:
 
 
 def _shown(state: str, job_state: str | None) -> str:
-    if state in ("done", "stale"):
+    if state in ("done", "stale", "damaged"):
         return state
     if job_state in _WAITING:
         return "pending"
@@ -154,18 +172,18 @@ def study_status(config: StudyConfig) -> StudyStatus:
     files = stage_states(config, layout)
     files_report = "done" if report_done(config, layout) else "missing"
     for item in [*files, None]:
-        stage, level, state, counts = (
-            ("report", None, files_report, {})
+        stage, level, state, counts, damage = (
+            ("report", None, files_report, {}, [])
             if item is None
-            else (item.stage, item.level, item.state, item.counts)
+            else (item.stage, item.level, item.state, item.counts, item.damage)
         )
         unit = _unit(stage, level)
         job, job_state = jobs.get(unit), states.get(unit)
         shown = _shown(state, job_state)
-        if state not in ("done", "stale") and job_state in _RUNNING:
+        if state not in ("done", "stale", "damaged") and job_state in _RUNNING:
             shown = "pending" if unit in running_seen else "running"
             running_seen.add(unit)
-        rows.append(StageStatus(stage, level, shown, job, job_state, counts))
+        rows.append(StageStatus(stage, level, shown, job, job_state, counts, damage))
     return StudyStatus(
         rows, _dashboards(layout), submissions[-1] if submissions else {}, slurm_error
     )

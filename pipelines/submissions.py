@@ -106,8 +106,8 @@ def unit_states(jobs: dict[str, str]) -> dict[str, str | None]:
     SlurmError
         If SLURM does not answer.
     """
-    bases = sorted({job.split("_")[0] for job in jobs.values()}, key=int)
-    states = job_states(bases) if bases else {}
+    wanted = sorted(set(jobs.values()))  # the tasks themselves: one may end alone (scancel)
+    states = job_states(wanted) if wanted else {}
     found: dict[str, str | None] = {}
     for unit, job in jobs.items():
         state = states.get(job)

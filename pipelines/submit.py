@@ -95,8 +95,8 @@ _CPUS = "__SLURM_CPUS__"
 def _command(config_file: Path, stage: str, *options: str, cluster: bool = True) -> str:
     """One stage command; with ``cluster`` it runs a local Dask cluster inside the allocation."""
     argv = [sys.executable, "-m", "pipelines.cli", stage, str(config_file), *options, "--quiet"]
-    if cluster:
-        argv += ["--profile", "local", "--workers", _CPUS]
+    if cluster:  # --force: `emustudy submit` checked the budgets; a job's node is another one
+        argv += ["--profile", "local", "--workers", _CPUS, "--force"]
     return shlex.join(argv).replace(_CPUS, '"${SLURM_CPUS_PER_TASK:-1}"')
 
 

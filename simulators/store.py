@@ -173,7 +173,10 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
         return False
     import dask.array as da  # only creating a store needs dask (lazy, never-written templates)
 
-    n, chunk = identity["n_samples"], identity["chunk_size"]
+    # Made for one chunk's rows, then grown to n: the cost and memory of creating a store do
+    # not grow with its size (a template of n rows cost ~2 s and ~60 MB per million rows)
+    size, chunk = identity["n_samples"], identity["chunk_size"]
+    n = min(size, chunk)
     n_params, n_outputs = len(param_names), len(output_names)
 
     def lazy(shape: tuple[int, ...], dtype: Any, fill: Any = 0) -> Any:
@@ -213,9 +216,11 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
     # fill values make never-written chunks read as PENDING / empty, not as arbitrary zeros
     for name, fill in (("status", Status.PENDING), ("error", ""), ("host", ""), ("job_id", -1)):
         encoding[name]["fill_value"] = fill
+    encoding["sample"]["chunks"] = (min(size, _INDEX_CHUNK),)
     try:
         with _quiet_strings(), safe_umask():
             template.to_zarr(path, mode="w-", compute=False, encoding=encoding, consolidated=False)
+            _grow(path, size)
     except OSError as err:
         shutil.rmtree(path, ignore_errors=True)  # holds no rows yet; a half-made one would not open
         why = "the disk is full" if disk_full(err) else f"{err!r}"
@@ -224,6 +229,24 @@ def create_store(path: Path, identity: dict[str, Any], param_names, output_names
             "a path on a larger disk) and run the campaign again"
         ) from err
     return True
+
+
+_INDEX_CHUNK = 1 << 20  # rows per chunk file of the ``sample`` coordinate
+
+
+def _grow(path: Path, size: int) -> None:
+    """Give every array along ``sample`` ``size`` rows, and ``sample`` its values, in pieces."""
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    if group["sample"].shape[0] == size:
+        return
+    for name in _VARIABLES:
+        array = group[name]
+        array.resize((size, *array.shape[1:]))
+    index = group["sample"]
+    index.resize((size,))
+    for start in range(0, size, _INDEX_CHUNK):
+        stop = min(start + _INDEX_CHUNK, size)
+        index[start:stop] = np.arange(start, stop, dtype=np.int64)
 
 
 def disk_full(err: BaseException) -> bool:
@@ -307,8 +330,18 @@ class _CheckedStore(LocalStore):
         return self._checked(key, buffer, byte_range)
 
     def _checked(self, key: str, buffer: Any, byte_range: Any) -> Any:
-        name, separator, _ = key.partition("/c/")
-        if buffer is None or byte_range is not None or not separator or "/" in name:
+        name, separator, index = key.partition("/c/")
+        if not separator or "/" in name or byte_range is not None:
+            return buffer
+        if buffer is None:
+            # a chunk without its file reads as the fill value: right for rows still pending,
+            # garbage (NaN, 0) for rows whose status chunk says they are done
+            done = Path(self.root, "status", "c", index.split("/")[0])
+            if name not in ("status", "error") and name in _VARIABLES and done.is_file():
+                raise StoreError(
+                    f"the chunk file {self.root / key} is missing, but its rows are done "
+                    f"(their status chunk {done} exists). {_REPAIR}."
+                )
             return buffer
         if name not in self._layouts:
             self._layouts[name] = _layout(self.root, name)
@@ -397,7 +430,13 @@ def open_store(path: Path) -> xr.Dataset:
         raise StoreError(f"no simulation store at {path}; run the campaign (`emustudy run`) first")
     try:
         with _quiet_strings():
-            ds = xr.open_zarr(_CheckedStore(path, read_only=True), consolidated=False)
+            # the ``sample`` coordinate is 0..n-1, and loading it as an index would cost 8
+            # bytes per row: it is left out (positions are the sample indices)
+            ds = xr.open_zarr(
+                _CheckedStore(path, read_only=True),
+                consolidated=False,
+                drop_variables=("sample",),
+            )
     except StoreError:
         raise
     except Exception as err:
@@ -476,7 +515,9 @@ def write_rows(
             continue
         if group is None:
             group = zarr.open_group(path, mode="r+", use_consolidated=False)
-        with _quiet_strings():
+        # every chunk of written rows gets its file, even one equal to the fill value (job_id
+        # -1): a missing file of a done row then always means damage
+        with _quiet_strings(), zarr.config.set({"array.write_empty_chunks": True}):
             group[name][region] = value
 
 
@@ -604,15 +645,43 @@ def _write_raw_chunk(
 
 
 def pending_chunks(path: Path) -> list[tuple[int, int]]:
-    """Chunks ``(start, stop)`` that still hold a PENDING row."""
-    ds = open_store(path)
-    status = ds["status"].values
-    chunk, n = int(ds.attrs["chunk_size"]), status.shape[0]
-    return [
-        (start, min(start + chunk, n))
-        for start in range(0, n, chunk)
-        if (status[start : start + chunk] == Status.PENDING).any()
-    ]
+    """Chunks ``(start, stop)`` that still hold a PENDING row.
+
+    A chunk without a status file is pending whole; the others are read one at a time, their
+    checksums checked, so memory does not grow with the store.
+
+    Raises
+    ------
+    StoreError
+        If ``path`` is not a store, or a status chunk file is damaged (naming it).
+    """
+    path = Path(path)
+    open_store(path)  # a store of this schema, or a StoreError saying what it is
+    meta = _layout(path, "status")
+    n, chunk = meta["shape"][0], meta["chunk_grid"]["configuration"]["chunk_shape"][0]
+    folder = path / "status" / "c"
+    present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    raw = [c["name"] for c in meta["codecs"]] == ["bytes", "crc32c"]
+    raw = raw and meta.get("chunk_key_encoding") == _DEFAULT_KEYS
+    group = None
+    todo = []
+    for start in range(0, n, chunk):
+        stop, index = min(start + chunk, n), str(start // chunk)
+        if index not in present:
+            todo.append((start, stop))
+            continue
+        if raw:  # the file is the chunk's bytes and their CRC-32C
+            data = np.fromfile(folder / index, dtype=np.uint8)
+            problem = _chunk_problem(meta, data)
+            if problem:
+                raise StoreError(f"the chunk file {folder / index} {problem}. {_REPAIR}.")
+            status = data[:-4].view(np.int8)[: stop - start]
+        else:
+            group = group or open_group(path)
+            status = group["status"][start:stop]
+        if (status == Status.PENDING).any():
+            todo.append((start, stop))
+    return todo
 
 
 def load_pairs(

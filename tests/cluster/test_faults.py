@@ -93,7 +93,7 @@ def test_a_gil_holding_hang_is_stopped_at_the_timeout(tmp_path):
         _Faulty(hang_at=0.3), theta, SEEDS[:3], CampaignSettings(timeout_s=0.5, batch_size=3)
     )
     assert list(status) == [Status.OK, Status.TIMEOUT, Status.OK]
-    assert list(attempts) == [1, 1, 1] and error[1] == "timed out after 0.5 s"
+    assert list(attempts) == [1, 1, 1] and error[1].startswith("timed out after 0.5 s beyond")
     assert 0.5 <= elapsed[1] < 5
     assert time.perf_counter() - began < 60
 
@@ -128,7 +128,7 @@ def test_campaign_with_raising_nan_and_hanging_samples(tmp_path, client):
     status, attempts, error = ds["status"].values, ds["attempts"].values, ds["error"].values
     raises, nan = theta[:, 0] < -0.35, theta[:, 0] > 0.35
     assert raises.any() and nan.any()
-    assert status[hung] == Status.TIMEOUT and error[hung] == "timed out after 0.5 s"
+    assert status[hung] == Status.TIMEOUT and error[hung].startswith("timed out after 0.5 s beyond")
     assert (status[raises] == Status.FAILED).all() and (attempts[raises] == 2).all()
     assert all(e == "RuntimeError: solver diverged" for e in error[raises])
     assert (status[nan] == Status.INVALID).all() and set(error[nan]) == {NON_FINITE}

@@ -66,3 +66,28 @@ def test_shipped_real_cluster_profiles_scale_adaptively_with_tls():
         assert profile.adaptive and profile.security and profile.maximum_jobs >= 1
     assert load_profile("slurm-gpu").job_extra_directives == ("--gres=gpu:1",)
     assert not load_profile("slurm-local").adaptive and not load_profile("local").security
+
+
+@pytest.mark.parametrize("name", ["local", "slurm-local"])
+@pytest.mark.parametrize(
+    ("given", "bound"),
+    [(":0", "127.0.0.1:0"), (":8790", "127.0.0.1:8790"), ("8790", "127.0.0.1:8790")]
+    + [("0.0.0.0:8790", "0.0.0.0:8790"), ("10.1.2.3:0", "10.1.2.3:0")],
+)
+def test_a_dashboard_address_without_a_host_means_loopback(name, given, bound):
+    assert load_profile(name, dashboard_address=given).dashboard_address == bound
+
+
+def test_a_dashboard_on_port_0_listens_on_loopback_only():
+    import psutil
+
+    from cluster import cluster_client
+
+    with cluster_client("local", n_workers=1, dashboard_address=":0") as client:
+        port = int(client.dashboard_link.split(":")[2].split("/")[0])
+        listening = {
+            c.laddr.ip
+            for c in psutil.Process().net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+    assert listening == {"127.0.0.1"}

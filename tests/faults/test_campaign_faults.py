@@ -161,10 +161,20 @@ def _read_training_data(path):
         (_garble, "x/c/3/0", "is corrupt or truncated", "pairs variable training"),
         (_garble, "status/c/1", "is corrupt or truncated", "pairs variable training"),
         (_truncate, "host/c/4", "is corrupt or truncated", "variable"),
-        # a missing file reads as its fill value (NaN): load_pairs and the rerun find it
-        (_delete, "theta/c/5/0", "is missing, but its rows are done", "pairs"),
+        # a missing file of done rows would read as its fill value (NaN, 0): every reader fails
+        (_delete, "theta/c/5/0", "is missing, but its rows are done", "pairs variable training"),
+        (_delete, "seed/c/2", "is missing, but its rows are done", "variable"),
+        (_delete, "attempts/c/4", "is missing, but its rows are done", "variable"),
     ],
-    ids=["truncated-x", "garbled-x", "garbled-status", "truncated-host", "missing-theta"],
+    ids=[
+        "truncated-x",
+        "garbled-x",
+        "garbled-status",
+        "truncated-host",
+        "missing-theta",
+        "missing-seed",
+        "missing-attempts",
+    ],
 )
 def test_a_damaged_chunk_is_an_error_naming_it_and_a_rerun_recomputes_it_alone(
     tmp_path, client, finished, damage, file, problem, readers

@@ -115,7 +115,12 @@ def test_a_sigkilled_driver_resumes_to_the_same_bytes(tmp_path):
         while not (written.is_dir() and any(written.iterdir())):
             assert time.monotonic() < deadline and driver.poll() is None
             time.sleep(0.005)
-        time.sleep(random.uniform(0.0, 0.8))  # any moment, not a chosen safe point
+        # any moment, not a chosen safe point; drawn from a seed that is printed, so that a
+        # failure can be rerun at the same moment: EMUSTUDY_KILL_SEED=<seed> pytest ...
+        seed = int(os.environ.get("EMUSTUDY_KILL_SEED", random.SystemRandom().randrange(2**32)))
+        delay = random.Random(seed).uniform(0.0, 0.8)
+        print(f"kill {delay:.3f} s after the first chunk (EMUSTUDY_KILL_SEED={seed})")
+        time.sleep(delay)
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
     finally:

@@ -1,6 +1,6 @@
 """Seeding does not depend on scheduling: whatever the worker count, chunk size, batch size and
 the order chunks ran in, every sample's bytes are the same, and one index simulated alone gives
-its row again."""
+its row again; for Gaussian linear and for a vectorised simulator (Lorenz-96)."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cluster import CampaignSettings, cluster_client, run_campaign
 from cluster.execute import simulate_chunk, simulate_rows
-from simulators import GaussianLinear, Stream, sample_seeds
+from simulators import GaussianLinear, Stream, make_simulator, sample_seeds
 from simulators.store import Status, create_store, open_store, store_identity
 
 N, SEED = 40, 11
@@ -111,3 +111,39 @@ def test_one_index_simulated_alone_reproduces_its_row(reference, index, timeout_
     # the noise depends on the seed: another index's seed gives another row
     other = sample_seeds(SEED, np.array([(index + 1) % N]), Stream.SIMULATION)
     assert simulate_rows(SIM, theta, other, CampaignSettings())[0].tobytes() != x.tobytes()
+
+
+@pytest.fixture(scope="module")
+def l96_reference():
+    """A small Lorenz-96 (a vectorised simulator) and 12 of its rows simulated in one call."""
+    simulator = make_simulator("lorenz96", K=4, J=8, spinup=0.05, window=0.2, batch_size=7)
+    indices = np.arange(12)
+    theta = simulator.prior.sample_from_seeds(sample_seeds(SEED, indices, Stream.PRIOR))
+    seeds = sample_seeds(SEED, indices, Stream.SIMULATION)
+    return simulator, theta, seeds, simulator.simulate(theta, seeds)
+
+
+@pytest.mark.slow
+@EXAMPLES
+@given(
+    cut=st.integers(0, 12),
+    batch_size=st.none() | st.integers(1, 12),
+    isolated=st.booleans(),
+)
+def test_a_vectorised_simulators_rows_do_not_depend_on_the_batching(
+    l96_reference, cut, batch_size, isolated
+):
+    """Lorenz-96 integrates its batch as one array: rows split into two calls at ``cut``, in
+    batches of ``batch_size``, in-process or in a child process whose first calls ramp up from
+    one row (with a timeout), give the same bytes as all rows in one call."""
+    simulator, theta, seeds, reference = l96_reference
+    settings = CampaignSettings(batch_size=batch_size, timeout_s=60.0 if isolated else None)
+    parts = [
+        simulate_rows(simulator, theta[rows], seeds[rows], settings)
+        for rows in (slice(0, cut), slice(cut, 12))
+        if rows.stop > rows.start
+    ]
+    x = np.concatenate([part[0] for part in parts])
+    status = np.concatenate([part[1] for part in parts])
+    assert (status == Status.OK).all()
+    assert x.tobytes() == reference.tobytes()
