@@ -10,8 +10,10 @@ its process or hangs costs its rows, never the stage: those rows come back as Na
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, final
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from simulators.base import Simulator
 from simulators.errors import EmustudyError
 from simulators.store import Status
 
-__all__ = ["GuardedResult", "SimulatorFailedError", "guarded_simulate"]
+__all__ = ["GuardedResult", "GuardedSimulator", "SimulatorFailedError", "guarded_simulate"]
 
 
 class SimulatorFailedError(EmustudyError):
@@ -151,3 +153,51 @@ def guarded_simulate(
     x, status, _, error, elapsed = (np.concatenate(part) for part in zip(*results, strict=True))
     ok = status == Status.OK
     return GuardedResult(x, ok, status, [str(e) for e in error], elapsed)
+
+
+@final
+class GuardedSimulator(Simulator):
+    """A simulator whose every call runs through :func:`guarded_simulate`.
+
+    For code outside the campaign engine that calls ``simulate`` (emulator-error measurement,
+    posterior predictive checks): failed or hung rows come back as NaN rows instead of an
+    exception or a hang, a warning says how many were lost and why, and a call in which every
+    row failed raises :class:`SimulatorFailedError`. Other attributes (``log_prob``,
+    ``has_density``, ...) are those of the wrapped simulator.
+
+    Parameters
+    ----------
+    simulator : Simulator
+    timeout_s, retries
+        As in :class:`~cluster.settings.CampaignSettings` (per-sample timeout, extra runs).
+    what : str
+        Names the caller in warnings and errors (``"emulator error of level full"``).
+    """
+
+    def __init__(
+        self, simulator: Simulator, *, timeout_s: float | None, retries: int, what: str
+    ) -> None:
+        self.wrapped = simulator
+        self.name = simulator.name
+        self.prior = simulator.prior
+        self.output_names = simulator.output_names
+        self.timeout_s, self.retries, self.what = timeout_s, retries, what
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The wrapped simulator's settings."""
+        return self.wrapped.settings
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute == "wrapped":  # not set yet (unpickling): no recursion
+            raise AttributeError(attribute)
+        return getattr(self.wrapped, attribute)
+
+    def simulate(self, theta: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """``(batch, n_outputs)``, NaN in the rows that failed, timed out or were invalid."""
+        result = guarded_simulate(
+            self.wrapped, theta, seeds, timeout_s=self.timeout_s, retries=self.retries
+        ).require_some(self.what)
+        if result.n_failed:
+            warnings.warn(f"{self.what}: {result.describe()}", RuntimeWarning, stacklevel=2)
+        return result.x

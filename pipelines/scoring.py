@@ -28,7 +28,7 @@ from inference.misspecification import (
     logprob_misspecification,
     mmd_misspecification,
 )
-from inference.observations import study_observations
+from inference.observations import Observations, study_observations
 from inference.reference import EnsembleReference, ExactReference, Reference
 from inference.score_table import trend_scores
 from inference.scores import (
@@ -104,20 +104,15 @@ def reference_for(simulator: Simulator, layout: StudyLayout, members: int) -> Re
     )
 
 
-def observations(settings: ScoreSettings, layout: StudyLayout, seed: int) -> np.ndarray:
-    """The finite observations, passed through the study's observation model.
-
-    Returns
-    -------
-    x_obs : (n_obs, d)
-    """
-    found = study_observations(
+def observations(settings: ScoreSettings, layout: StudyLayout, seed: int) -> Observations:
+    """The finite observations, passed through the study's observation model (``.x``), and
+    how many were dropped for non-finite outputs (``.n_non_finite``)."""
+    return study_observations(
         layout.simulations("observations"),
         layout.simulations("test"),
         settings.observation_model,
         seed,
     )
-    return found.x
 
 
 def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int) -> None:
@@ -126,7 +121,7 @@ def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int
     reference = reference_for(simulator, layout, config.inference.reference_members)
     if not isinstance(reference, EnsembleReference):
         return  # an exact posterior agrees with itself: there is no noise floor to measure
-    x_obs = observations(config.scores, layout, child_seed(seed, 0))
+    x_obs = observations(config.scores, layout, child_seed(seed, 0)).x
     agreement = reference.self_agreement(x_obs, config.scores.posterior_samples, seed)
     ds = xr.Dataset(
         {"c2st": (("observation", "member_pair"), agreement)},
@@ -175,11 +170,18 @@ class LevelScoring:
     reference_seed: int
 
 
-def score_level(job: LevelScoring, layout: StudyLayout, simulator: Simulator) -> None:
-    """Score every replicate of one unit and write its ``scores.zarr``."""
+def score_level(
+    job: LevelScoring, layout: StudyLayout, simulator: Simulator, guarded: Simulator
+) -> None:
+    """Score every replicate of one unit and write its ``scores.zarr``.
+
+    ``guarded`` is ``simulator`` run through the campaign engine's executor (killable, retried):
+    the posterior predictive check runs it on posterior draws that may be anywhere in the prior.
+    """
     paths = layout.level(job.name)
     settings = job.scores
-    x_obs = observations(settings, layout, job.observation_seed)
+    found = observations(settings, layout, job.observation_seed)
+    x_obs = found.x
     reference = reference_for(simulator, layout, job.reference_members)
     reference_draws = reference.sample(x_obs, settings.posterior_samples, job.reference_seed)
     theta_test, x_test = _test_pairs(layout)
@@ -195,7 +197,7 @@ def score_level(job: LevelScoring, layout: StudyLayout, simulator: Simulator) ->
             n_posterior_samples=settings.posterior_samples,
             n_sbc_samples=settings.sbc_samples,
             seed=child_seed(job.seed, i),
-            simulator=simulator,
+            simulator=guarded,
             n_ppc_samples=settings.ppc_samples,
             n_lc2st_null=settings.lc2st_null,
             max_test_pairs=None if amortised else settings.mcmc_test_pairs,
@@ -210,6 +212,7 @@ def score_level(job: LevelScoring, layout: StudyLayout, simulator: Simulator) ->
         reference=reference.kind,
         observation_model=settings.observation_model.model_dump(),
         misspecification_alpha=settings.misspecification_alpha,
+        n_non_finite_observations=found.n_non_finite,
     )
     if job.has_stand_in:
         from emulators.levels import load_stand_in

@@ -15,7 +15,9 @@ from pathlib import Path
 from distributed import Client, as_completed
 
 from cluster.campaign import run_campaign
+from cluster.guarded import GuardedSimulator
 from cluster.progress import progress_bar
+from cluster.settings import CampaignSettings
 from emulators.fidelity import FidelityLevel, PerturbedLevel
 from emulators.levels import AnyLevel, load_stand_in, write_stand_in
 from emulators.train import train_emulator
@@ -275,20 +277,29 @@ def emulate(
         [Unit(level, "npe") for level in levels],
         outputs=lambda name: [layout.level(name).emulator_error],
         task=_emulator_error_task,
-        arguments=lambda unit: (config.simulator, layout, unit.level, config.seed),
+        arguments=lambda unit: (config.simulator, config.campaign, layout, unit.level, config.seed),
         progress=False,
     )
     return outcomes
 
 
 def _emulator_error_task(
-    simulator: SimulatorConfig, layout: StudyLayout, level: AnyLevel, seed: int
+    simulator: SimulatorConfig,
+    campaign: CampaignSettings,
+    layout: StudyLayout,
+    level: AnyLevel,
+    seed: int,
 ) -> None:
+    """Measure one level's stand-in; both it and the simulator run guarded (killable, retried)."""
     paths = layout.level(level.name)
+    guard = {"timeout_s": campaign.timeout_s, "retries": campaign.retries}
+    what = f"emulator error of level {level.name!r}"
     error = measure_emulator_error(
-        load_stand_in(paths.emulator),
+        GuardedSimulator(load_stand_in(paths.emulator), what=f"{what} (stand-in)", **guard),
         layout.simulations("test"),
-        truth=make_simulator(simulator.name, **simulator.settings),
+        truth=GuardedSimulator(
+            make_simulator(simulator.name, **simulator.settings), what=what, **guard
+        ),
         seed=stage_seed(seed, "emulator-error", level.name),
         n_theta=_ERROR_SETTINGS["n_theta"],
         n_draws=_ERROR_SETTINGS["n_draws"],
@@ -423,7 +434,17 @@ def score(
         units(config, list(levels)),
         outputs=lambda name: [layout.level(name).scores],
         task=scoring.score_level,
-        arguments=lambda unit: (_scoring_job(config, layout, unit), layout, simulator),
+        arguments=lambda unit: (
+            _scoring_job(config, layout, unit),
+            layout,
+            simulator,
+            GuardedSimulator(
+                simulator,
+                timeout_s=config.campaign.timeout_s,
+                retries=config.campaign.retries,
+                what=f"posterior predictive check of {unit.name!r}",
+            ),
+        ),
         progress=progress,
     )
     names = [CEILING] + [level.name for level in config.ladder]

@@ -1,0 +1,118 @@
+"""A study with several inference methods, run by the command a user runs: every method trains
+and is scored on every level it applies to, the report shows them side by side, and the
+emulator's own likelihood, sampled by MCMC, recovers the exact posterior at the best level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.config import load_config
+from pipelines.units import skipped_units
+
+pytestmark = pytest.mark.slow
+
+CONFIG = {
+    "name": "methods",
+    "seed": 3,
+    "simulator": {"name": "gaussian_linear", "settings": {"dim": 2}},
+    "budgets": {"train": 1500, "test": 60, "observations": 2, "chunk_size": 500},
+    "ladder": [
+        {
+            "name": "full",
+            "simplification": 0,
+            "emulator": {"family": "maf", "transforms": 2, "hidden_features": 32},
+        },
+        {
+            "name": "noisy",
+            "simplification": 1,
+            "kind": "perturbed",
+            "base": "full",
+            "extra_noise_std": 0.3,
+        },
+    ],
+    "inference": {
+        "methods": ["nle", "nre", "emulator_likelihood"],
+        "replicates": 1,
+        "hidden_features": 20,
+        "num_transforms": 2,
+        "max_num_epochs": 60,
+        "stop_after_epochs": 5,
+        "mcmc": {"chains": 10, "warmup": 100},
+    },
+    "scores": {
+        "posterior_samples": 400,
+        "sbc_samples": 40,
+        "ppc_samples": 20,
+        "lc2st_null": 5,
+        "mcmc_test_pairs": 30,
+    },
+    "cluster": {
+        "profile": "local",
+        "overrides": {"n_workers": 2, "dashboard_address": "127.0.0.1:0"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("methods")
+    config = folder / "methods.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "output_dir": str(folder / "studies")}))
+    result = CliRunner().invoke(app, ["run", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return config
+
+
+def test_validate_says_which_pairs_are_left_out_and_why(study: Path) -> None:
+    config = load_config(study)
+    assert skipped_units(config) == [
+        ("noisy", "emulator_likelihood", "its extra noise has no density"),
+        (
+            "ceiling",
+            "emulator_likelihood",
+            "simulator 'gaussian_linear' declares no log_likelihood",
+        ),
+    ]
+    result = CliRunner().invoke(app, ["validate", str(study)])
+    assert (
+        "emulator_likelihood is left out for noisy: its extra noise has no density" in result.output
+    )
+
+
+def test_every_method_is_scored_and_reported_side_by_side(study: Path) -> None:
+    config = load_config(study)
+    report = config.study_dir / "report"
+    table = pd.read_csv(report / "scores.csv")
+    units = set(zip(table["level"], table["method"], strict=True))
+    assert units == {
+        ("full", "nle"),
+        ("full", "nre"),
+        ("full", "emulator_likelihood"),
+        ("noisy", "nle"),
+        ("noisy", "nre"),
+        ("ceiling", "nle"),
+        ("ceiling", "nre"),
+    }
+    assert "lc2st_rejection_share_mean" in table and "lc2st_pvalue_mean" not in table
+    assert table["nltp_mean"].isna().all()  # no method here has a normalised density
+    for method in ("nle", "nre", "emulator_likelihood"):
+        assert (config.study_dir / "levels" / "full" / method / "scores.zarr").is_dir()
+        assert (report / f"trend-{method}.zarr").is_dir()
+    page = (report / "index.html").read_text()
+    assert "emulator_likelihood" in page and "nre" in page
+
+
+def test_the_emulator_likelihood_of_the_best_level_matches_the_exact_posterior(study: Path) -> None:
+    table = pd.read_csv(load_config(study).study_dir / "report" / "scores.csv")
+    row = table[(table["level"] == "full") & (table["method"] == "emulator_likelihood")]
+    assert float(row["c2st_mean"].iloc[0]) <= 0.6
+    # the noisy level's posteriors are worse than the clean level's, whatever the method
+    for method in ("nle", "nre"):
+        by_level = table[table["method"] == method].set_index("level")["c2st_mean"]
+        assert by_level["noisy"] > by_level["full"]
