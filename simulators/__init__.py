@@ -7,6 +7,9 @@ from simulators.gaussian_linear import GaussianLinear
 from simulators.hodgkin_huxley import HodgkinHuxley
 from simulators.lorenz96 import Lorenz96
 from simulators.lorenz96_reduced import Lorenz96Reduced
+from simulators.misspecified import Misspecified
+from simulators.misspecified_gaussian_linear import MisspecifiedGaussianLinear
+from simulators.normal_location import NormalLocation, WardGaussian
 from simulators.prior import Parameter, Prior
 from simulators.registry import available_simulators, make_simulator, register
 from simulators.seeding import Stream, sample_seeds
@@ -20,12 +23,16 @@ __all__ = [
     "HodgkinHuxley",
     "Lorenz96",
     "Lorenz96Reduced",
+    "Misspecified",
+    "MisspecifiedGaussianLinear",
+    "NormalLocation",
     "Parameter",
     "Prior",
     "Simulator",
     "StaleOutputError",
     "StoreError",
     "Stream",
+    "WardGaussian",
     "available_simulators",
     "make_simulator",
     "register",

@@ -15,6 +15,9 @@ EXTERNAL_SCRIPT = (
 )
 SMALL_SETTINGS = {
     "gaussian_linear": {"dim": 3},
+    "misspecified_gaussian_linear": {"dim": 3},
+    "normal_location": {"n": 20, "dgp_variance": 2.0},
+    "ward_gaussian": {"n": 20},
     "lorenz96": {"J": 4, "spinup": 0.05, "window": 0.1},
     "lorenz96_reduced": {"spinup": 0.05, "window": 0.1},
     "hodgkin_huxley": {"duration": 30.0, "t_on": 5.0, "dt": 0.025},
