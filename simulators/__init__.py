@@ -1,6 +1,6 @@
 """Simulators: the Simulator interface, priors, the registry, built-in models and the store."""
 
-from simulators.base import ExactPosterior, Simulator
+from simulators.base import ExactPosterior, Likelihood, Simulator
 from simulators.errors import ConfigError, EmustudyError, StaleOutputError, StoreError
 from simulators.external import ExternalCommand
 from simulators.gaussian_linear import GaussianLinear
@@ -18,6 +18,7 @@ __all__ = [
     "ExternalCommand",
     "GaussianLinear",
     "HodgkinHuxley",
+    "Likelihood",
     "Lorenz96",
     "Lorenz96Reduced",
     "Parameter",
