@@ -10,6 +10,8 @@ from simulators.lorenz96_reduced import Lorenz96Reduced
 from simulators.prior import Parameter, Prior
 from simulators.registry import available_simulators, make_simulator, register
 from simulators.seeding import Stream, sample_seeds
+from simulators.slcp import SLCP
+from simulators.two_moons import TwoMoons
 
 __all__ = [
     "ConfigError",
@@ -23,10 +25,12 @@ __all__ = [
     "Lorenz96Reduced",
     "Parameter",
     "Prior",
+    "SLCP",
     "Simulator",
     "StaleOutputError",
     "StoreError",
     "Stream",
+    "TwoMoons",
     "available_simulators",
     "make_simulator",
     "register",

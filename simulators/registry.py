@@ -64,6 +64,8 @@ def _all() -> dict[str, Callable[..., Simulator]]:
     import simulators.hodgkin_huxley  # noqa: F401
     import simulators.lorenz96  # noqa: F401
     import simulators.lorenz96_reduced  # noqa: F401
+    import simulators.slcp  # noqa: F401
+    import simulators.two_moons  # noqa: F401
 
     plugins = _plugins()
     for name in sorted(set(plugins) & set(_BUILTINS)):
