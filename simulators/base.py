@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,17 @@ class Likelihood(ABC):
         log_likelihood : (n,) float64
             Normalised log densities in ``x``; ``-inf`` where ``x[i]`` is impossible.
         """
+
+    def posterior_symmetries(self) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
+        """Maps ``g`` of ``theta`` that leave prior times likelihood unchanged, for every ``x``.
+
+        Each ``g`` maps ``(n, n_params)`` to ``(n, n_params)``, preserves volume, and
+        ``prior(g theta) p(x | g theta) = prior(theta) p(x | theta)``; with the identity they
+        form a group (list every element but the identity). A posterior with modes that are
+        images of each other (two moons, SLCP) then gets an MCMC reference whose chains need
+        not jump between the modes. Default: none.
+        """
+        return ()
 
 
 def likelihood_pairs(

@@ -11,6 +11,8 @@ product of the 4 Gaussian densities; the posterior (four symmetric modes from th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,14 @@ def _covariance(theta: np.ndarray) -> np.ndarray:
     cov[:, 1, 1] = s2**2 + _EPS
     cov[:, 0, 1] = cov[:, 1, 0] = rho * s1 * s2
     return cov
+
+
+_FLIPS = ((1, 1, -1, 1, 1), (1, 1, 1, -1, 1), (1, 1, -1, -1, 1))
+
+
+def _flip(theta: np.ndarray, signs: tuple[int, ...]) -> np.ndarray:
+    """``theta * signs``, ``(n, 5) -> (n, 5)``."""
+    return np.asarray(theta) * np.asarray(signs, dtype=np.float64)
 
 
 @register("slcp")
@@ -61,6 +71,11 @@ class SLCP(Simulator, Likelihood):
         chol = np.linalg.cholesky(_covariance(theta))  # (n, 2, 2), lower
         draws = theta[:, None, :2] + np.einsum("nij,nkj->nki", chol, eps)
         return draws.reshape(len(seeds), 2 * _DRAWS)
+
+    def posterior_symmetries(self) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
+        """Sign flips of ``theta_3``, ``theta_4`` and both: the standard deviations are their
+        squares, and the correlation term ``rho s_1 s_2`` does not see the signs."""
+        return tuple(partial(_flip, signs=signs) for signs in _FLIPS)
 
     def log_likelihood(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         theta, x = likelihood_pairs(theta, x, 5, 2 * _DRAWS)

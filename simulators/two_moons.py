@@ -22,6 +22,7 @@ also keeps the draws with ``p_0 < x_0``, which are not posterior draws.)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,11 @@ def _rotate_back(z: np.ndarray) -> np.ndarray:
 def _half_ring(a: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Noise points ``p`` ``(n, 2)`` from angles and radii ``(n,)``."""
     return np.stack([r * np.cos(a) + _OFFSET, r * np.sin(a)], axis=-1)
+
+
+def _swap_negate(theta: np.ndarray) -> np.ndarray:
+    """The map between the two moons, ``(n, 2) -> (n, 2)``."""
+    return -np.asarray(theta)[:, ::-1]
 
 
 @register("two_moons")
@@ -94,6 +100,10 @@ class TwoMoons(Simulator, ExactPosterior, Likelihood):
             log_r = np.log(np.abs(r))
         normal = -0.5 * ((r - _R_LOC) / _R_SCALE) ** 2 - math.log(_R_SCALE * math.sqrt(2 * math.pi))
         return np.where(q0 == 0, -np.inf, normal - math.log(math.pi) - log_r)
+
+    def posterior_symmetries(self) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
+        """``(theta_1, theta_2) -> (-theta_2, -theta_1)`` flips ``z_0`` and keeps ``z_1``."""
+        return (_swap_negate,)
 
     def sample_posterior(self, x_o: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """Exact draws from ``p(theta | x_o)`` (see the module docstring).

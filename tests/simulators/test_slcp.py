@@ -42,5 +42,9 @@ def test_posterior_is_symmetric_in_the_signs_of_theta_3_and_theta_4():
     rng = np.random.default_rng(1)
     theta = sim.prior.sample(rng, 10)
     x = sim.simulate(theta, np.arange(10, dtype=np.uint64))
-    flipped = theta * np.array([1, 1, -1, -1, 1])
-    np.testing.assert_allclose(sim.log_likelihood(flipped, x), sim.log_likelihood(theta, x))
+    declared = sim.posterior_symmetries()
+    assert len(declared) == 3  # the group of sign flips of theta_3 and theta_4, less identity
+    images = {tuple(np.sign(g(np.ones((1, 5)))[0]).astype(int)) for g in declared}
+    assert images == {(1, 1, -1, 1, 1), (1, 1, 1, -1, 1), (1, 1, -1, -1, 1)}
+    for g in declared:
+        np.testing.assert_allclose(sim.log_likelihood(g(theta), x), sim.log_likelihood(theta, x))

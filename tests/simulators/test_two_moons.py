@@ -94,3 +94,12 @@ def test_exact_posterior_is_seeded():
 def test_impossible_observation_is_refused():
     with pytest.raises(PosteriorSamplingError, match="nearly\\) impossible"):
         TwoMoons().sample_posterior(np.array([5.0, 5.0]), 10, np.random.default_rng(0))
+
+
+def test_declared_symmetry_maps_one_moon_onto_the_other():
+    sim = TwoMoons()
+    (g,) = sim.posterior_symmetries()
+    theta = sim.prior.sample(np.random.default_rng(2), 50)
+    x = sim.simulate(theta, np.arange(50, dtype=np.uint64))
+    np.testing.assert_allclose(g(theta), -theta[:, ::-1])
+    np.testing.assert_allclose(sim.log_likelihood(g(theta), x), sim.log_likelihood(theta, x))
