@@ -118,11 +118,36 @@ def measure_emulator_error(
             f"{outputs}; measure a stand-in against a store of the simulator it replaces"
         )
     nll, nll_se = _nll(stand_in, theta, x)
+    data, non_finite = _compare_draws(stand_in, truth, theta, n_draws, seed)
+    data.update(nll=((), nll), nll_se=((), nll_se))
+    return xr.Dataset(
+        data,
+        coords={"output": np.array(outputs, dtype=object)},  # variable-length: a Zarr v3 type
+        attrs={
+            "kind": _KIND,
+            "level": level,
+            "simplification": float(simplification),
+            "stand_in": stand_in.name,
+            "simulator": truth.name,
+            "test_store": str(Path(test_store).resolve()),
+            "n_theta": len(theta),
+            "n_draws": int(n_draws),
+            "non_finite_draws": non_finite,
+            "seed": int(seed),
+        },
+    )
+
+
+def _compare_draws(
+    stand_in: Simulator, truth: Simulator, theta: np.ndarray, n_draws: int, seed: int
+) -> tuple[dict[str, tuple], int]:
+    """Distances between ``n_draws`` draws of each at every theta ``(n, p)``; non-finite count."""
+    n_outputs = len(truth.output_names)
     repeated = np.repeat(theta, n_draws, axis=0)
     rows = np.arange(len(repeated))
     x_stand_in, stand_in_rate = _timed(stand_in, repeated, sample_seeds(seed, rows, Stream.PRIOR))
     x_truth, truth_rate = _timed(truth, repeated, sample_seeds(seed, rows, Stream.SIMULATION))
-    per_theta = (len(theta), n_draws, len(outputs))
+    per_theta = (len(theta), n_draws, n_outputs)
     a, b = x_stand_in.reshape(per_theta), x_truth.reshape(per_theta)
     mean_diff = a.mean(axis=1) - b.mean(axis=1)
     std_diff = a.std(axis=1, ddof=1) - b.std(axis=1, ddof=1)
@@ -130,8 +155,6 @@ def measure_emulator_error(
     joint_truth = np.hstack([repeated, x_truth])
     finite = np.isfinite(joint_stand_in).all(axis=1) & np.isfinite(joint_truth).all(axis=1)
     scalars = {
-        "nll": nll,
-        "nll_se": nll_se,
         "c2st": c2st(joint_truth[finite], joint_stand_in[finite], seed),
         "mmd": mmd(*_rows(joint_truth[finite], joint_stand_in[finite], _MMD_ROWS, seed)),
         "stand_in_samples_per_second": stand_in_rate,
@@ -145,22 +168,7 @@ def measure_emulator_error(
         std_error=("output", std_diff.mean(axis=0)),
         std_rmse=("output", np.sqrt((std_diff**2).mean(axis=0))),
     )
-    return xr.Dataset(
-        data,
-        coords={"output": np.array(outputs, dtype=object)},  # variable-length: a Zarr v3 type
-        attrs={
-            "kind": _KIND,
-            "level": level,
-            "simplification": float(simplification),
-            "stand_in": stand_in.name,
-            "simulator": truth.name,
-            "test_store": str(Path(test_store).resolve()),
-            "n_theta": len(theta),
-            "n_draws": int(n_draws),
-            "non_finite_draws": int((~finite).sum()),
-            "seed": int(seed),
-        },
-    )
+    return data, int((~finite).sum())
 
 
 def _nll(stand_in: Simulator, theta: np.ndarray, x: np.ndarray) -> tuple[float, float]:

@@ -90,10 +90,8 @@ def train_network(
         Show sbi's progress bar and training summary; otherwise training prints nothing.
     checkpoint : path-like, optional
         A folder for the training state, saved after an epoch at most every
-        ``checkpoint_every`` seconds and when training ends. Called again with the same inputs
-        and folder, training continues from the last saved epoch (a finished state returns at
-        once) and ends with the same network, bit for bit, as a run never interrupted; a state
-        of other inputs is cleared with a warning.
+        ``checkpoint_every`` seconds and at the end; called again, training continues from
+        the last saved epoch to the very network of a run never interrupted.
 
     Raises
     ------

@@ -147,8 +147,21 @@ def write_report(
     table = data.table
     table.to_csv(out_dir / "scores.csv", index=False)
     page = _Page(figures_dir)
-    summary = []
+    summary: list[str] = []
+    _quality_sections(page, data, summary)
+    summary += _cost_section(page, table, quality_score, quality_target)
+    if np.isfinite(data.noise_floor):
+        summary.append(
+            f"Reference posterior: a {data.reference} trained on true-simulator runs; its "
+            f"members agree with each other at C2ST {data.noise_floor:.3f}, the noise floor of "
+            "every C2ST in this report."
+        )
+    return _write_page(out_dir, title, table, page, summary)
 
+
+def _quality_sections(page: _Page, data: ReportData, summary: list[str]) -> None:
+    """Scores against the level and the measured error, pair plots, calibration."""
+    table = data.table
     page.heading("Posterior quality against the declared level")
     for score, (_, label, lower) in SUMMARY_SCORES.items():
         if f"{score}_mean" not in table or table[f"{score}_mean"].isna().all():
@@ -204,7 +217,12 @@ def write_report(
             "expected coverage against credibility (diagonal: calibrated)",
         )
 
-    chosen = None
+
+def _cost_section(
+    page: _Page, table: pd.DataFrame, quality_score: str, quality_target: float
+) -> list[str]:
+    """The cost-quality frontier; the sentence naming the cheapest unit meeting the target."""
+    chosen, summary = None, []
     column = score_spec(quality_score).csv_column
     if f"{column}_mean" in table and "total_core_hours" in table:
         lower = SUMMARY_SCORES[column][2] is not False
@@ -221,13 +239,12 @@ def write_report(
             if chosen
             else f"No emulator level meets the quality target ({quality_score} {quality_target:g})."
         )
+    return summary
 
-    if np.isfinite(data.noise_floor):
-        summary.append(
-            f"Reference posterior: a {data.reference} trained on true-simulator runs; its "
-            f"members agree with each other at C2ST {data.noise_floor:.3f}, the noise floor of "
-            "every C2ST in this report."
-        )
+
+def _write_page(
+    out_dir: Path, title: str, table: pd.DataFrame, page: _Page, summary: list[str]
+) -> Path:
     ceiling = table[table["level"] == CEILING]
     intro = (
         "Posteriors trained on emulator data at each fidelity level, scored against the truth; "

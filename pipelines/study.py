@@ -171,18 +171,15 @@ def run_stages(
         The levels the per-level stages run for; the ceiling has no emulator stages.
     client : distributed.Client, optional
         By default the config's cluster profile is started (only if a stage needs one).
-    progress : bool
     replace_stale : bool
-        Move outputs of a different config out of the way (into ``<study>/stale/``) instead of
-        refusing to run.
+        Move outputs of another config into ``<study>/stale/`` instead of refusing to run.
     profile, cluster_overrides : optional
         A cluster profile and settings to use instead of the config's (e.g. inside a SLURM job).
 
     Raises
     ------
     EmustudyError
-        If a stage's inputs are missing or were made by another config, naming the command
-        that makes them.
+        If a stage's inputs are missing or another config's, naming the command that makes them.
     """
     unknown = sorted(set(stages_to_run) - set(STAGES))
     if unknown:

@@ -143,20 +143,8 @@ def write_pipeline_scripts(
         ),
     )
     for name in levels:
-        stages = CEILING_STAGES if name == CEILING else LEVEL_STAGES
-        level = next((lvl for lvl in config.ladder if lvl.name == name), None)
-        about = (
-            "the ceiling: NPE on true-simulator data at the same budget"
-            if level is None
-            else f"level {name!r}, simplification {level.simplification:g}: {level.description}"
-        )
-        lines = ["#!/bin/bash", f"# Pipeline of {about}", "set -euo pipefail"]
-        for stage in stages:
-            command = _command(config_file, stage, "--level", name)
-            lines.append(
-                f"# done when submitted: {command}" if stage in done.get(name, ()) else command
-            )
-        scripts[f"level:{name}"] = write_script(folder / "levels" / f"{name}.sh", "\n".join(lines))
+        script = _level_script(config, config_file, name, done.get(name, set()))
+        scripts[f"level:{name}"] = write_script(folder / "levels" / f"{name}.sh", script)
     array_body = [
         f"LEVELS=({' '.join(shlex.quote(name) for name in levels)})",
         'LEVEL="${LEVELS[$SLURM_ARRAY_TASK_ID]}"',
@@ -187,6 +175,21 @@ def write_pipeline_scripts(
     return scripts
 
 
+def _level_script(config: StudyConfig, config_file: Path, name: str, done: set[str]) -> str:
+    """The pipeline script of one level: its stages, those done when submitted commented out."""
+    level = next((lvl for lvl in config.ladder if lvl.name == name), None)
+    about = (
+        "the ceiling: every inference method on true-simulator data at the same budget"
+        if level is None
+        else f"level {name!r}, simplification {level.simplification:g}: {level.description}"
+    )
+    lines = ["#!/bin/bash", f"# Pipeline of {about}", "set -euo pipefail"]
+    for stage in CEILING_STAGES if name == CEILING else LEVEL_STAGES:
+        command = _command(config_file, stage, "--level", name)
+        lines.append(f"# done when submitted: {command}" if stage in done else command)
+    return "\n".join(lines)
+
+
 def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dict[str, set[str]]]:
     """Units whose outputs are not all done for this config, and the stages done per level.
 
@@ -205,16 +208,24 @@ def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dic
             "restore the config that made them, or give the study another name"
         )
     units = {SIMULATE} if any(s.state != "done" for s in states if s.level is None) else set()
-    for name in level_names(config):
-        if any(s.state != "done" for s in states if s.level == name):
+    # a level's states include those of each inference method (``full/nle``): a stage is done
+    # for the level only when it is done for every method
+    mine = {name: [s for s in states if _level_of(s.level) == name] for name in level_names(config)}
+    for name, level_states in mine.items():
+        if any(s.state != "done" for s in level_states):
             units.add(level_unit(name))
     if units or not report_done(config, layout):
         units.add(REPORT)
     done: dict[str, set[str]] = {}
-    for s in states:
-        if s.level is not None and s.state == "done":
-            done.setdefault(s.level, set()).add(s.stage)
+    for name, level_states in mine.items():
+        for stage in {s.stage for s in level_states}:
+            if all(s.state == "done" for s in level_states if s.stage == stage):
+                done.setdefault(name, set()).add(stage)
     return units, done
+
+
+def _level_of(unit: str | None) -> str | None:
+    return None if unit is None else unit.split("/", 1)[0]
 
 
 def _to_submit(unfinished: set[str], active: dict[str, str], names: list[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """Simulators: the Simulator interface, priors, the registry, built-in models and the store."""
 
-from simulators.base import ExactPosterior, Simulator
+from simulators.base import ExactPosterior, Likelihood, Simulator
 from simulators.errors import ConfigError, EmustudyError, StaleOutputError, StoreError
 from simulators.external import ExternalCommand
 from simulators.gaussian_linear import GaussianLinear
@@ -13,6 +13,8 @@ from simulators.normal_location import NormalLocation, WardGaussian
 from simulators.prior import Parameter, Prior
 from simulators.registry import available_simulators, make_simulator, register
 from simulators.seeding import Stream, sample_seeds
+from simulators.slcp import SLCP
+from simulators.two_moons import TwoMoons
 
 __all__ = [
     "ConfigError",
@@ -21,6 +23,7 @@ __all__ = [
     "ExternalCommand",
     "GaussianLinear",
     "HodgkinHuxley",
+    "Likelihood",
     "Lorenz96",
     "Lorenz96Reduced",
     "Misspecified",
@@ -28,11 +31,13 @@ __all__ = [
     "NormalLocation",
     "Parameter",
     "Prior",
+    "SLCP",
     "Simulator",
     "StaleOutputError",
     "StoreError",
     "Stream",
     "WardGaussian",
+    "TwoMoons",
     "available_simulators",
     "make_simulator",
     "register",

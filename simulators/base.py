@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from simulators.errors import ConfigError
 from simulators.prior import Prior
 
-__all__ = ["Simulator", "ExactPosterior"]
+__all__ = ["Simulator", "ExactPosterior", "Likelihood", "likelihood_pairs"]
 
 
 class Simulator(ABC):
@@ -69,3 +71,68 @@ class ExactPosterior(ABC):
         -------
         theta : (n, n_params) float64
         """
+
+
+class Likelihood(ABC):
+    """Mixin for simulators whose likelihood ``p(x | theta)`` can be evaluated exactly.
+
+    A simulator that declares it can be given a reference posterior by MCMC on its own
+    likelihood (:mod:`inference.likelihood_reference`), without training anything.
+    """
+
+    @abstractmethod
+    def log_likelihood(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Pairwise log density ``log p(x_i | theta_i)``.
+
+        Parameters
+        ----------
+        theta : (n, n_params)
+        x : (n, n_outputs)
+            Row i is scored under the simulator run at ``theta[i]``.
+
+        Returns
+        -------
+        log_likelihood : (n,) float64
+            Normalised log densities in ``x``; ``-inf`` where ``x[i]`` is impossible.
+        """
+
+    def posterior_symmetries(self) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
+        """Maps ``g`` of ``theta`` that leave prior times likelihood unchanged, for every ``x``.
+
+        Each ``g`` maps ``(n, n_params)`` to ``(n, n_params)``, preserves volume, and
+        ``prior(g theta) p(x | g theta) = prior(theta) p(x | theta)``; with the identity they
+        form a group (list every element but the identity). A posterior with modes that are
+        images of each other (two moons, SLCP) then gets an MCMC reference whose chains need
+        not jump between the modes. Default: none.
+        """
+        return ()
+
+
+def likelihood_pairs(
+    theta: np.ndarray, x: np.ndarray, n_params: int, n_outputs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert the arguments of :meth:`Likelihood.log_likelihood`.
+
+    Parameters
+    ----------
+    theta : (n, n_params)
+    x : (n, n_outputs)
+
+    Returns
+    -------
+    theta, x : float64 arrays of those shapes
+
+    Raises
+    ------
+    ConfigError
+        If the shapes do not match.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if theta.ndim != 2 or theta.shape[1] != n_params or x.shape != (theta.shape[0], n_outputs):
+        raise ConfigError(
+            f"log_likelihood needs theta of shape (n, {n_params}) and x of shape "
+            f"(n, {n_outputs}), one x row per theta row, got {theta.shape} and {x.shape}; "
+            "repeat a single observation with np.broadcast_to(x_o, (n, n_outputs))"
+        )
+    return theta, x

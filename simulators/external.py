@@ -41,7 +41,6 @@ import numpy as np
 from simulators._prior_settings import prior_from_settings
 from simulators.base import Simulator
 from simulators.errors import ConfigError, EmustudyError
-from simulators.registry import register
 
 __all__ = ["ExternalCommand", "SampleFailure", "ExternalSimulatorWarning"]
 
@@ -83,7 +82,6 @@ class _OutputError(EmustudyError):
     pass
 
 
-@register("external")
 class ExternalCommand(Simulator):
     """Run ``command`` once per sample and read its output back (see the module docstring).
 

@@ -12,16 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from simulators.base import ExactPosterior, Simulator
+from simulators.base import ExactPosterior, Likelihood, Simulator, likelihood_pairs
 from simulators.errors import ConfigError
 from simulators.prior import Parameter, Prior
-from simulators.registry import register
 
 __all__ = ["GaussianLinear"]
 
 
-@register("gaussian_linear")
-class GaussianLinear(Simulator, ExactPosterior):
+class GaussianLinear(Simulator, ExactPosterior, Likelihood):
     """``x = theta + sqrt(noise_var) * eps`` with ``eps ~ N(0, I)``.
 
     Parameters
@@ -56,6 +54,11 @@ class GaussianLinear(Simulator, ExactPosterior):
     def simulate(self, theta: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         noise = np.stack([np.random.default_rng(int(s)).standard_normal(self.dim) for s in seeds])
         return np.asarray(theta, dtype=np.float64) + math.sqrt(self.noise_var) * noise
+
+    def log_likelihood(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+        theta, x = likelihood_pairs(theta, x, self.dim, self.dim)
+        squared = ((x - theta) ** 2).sum(axis=1) / self.noise_var
+        return -0.5 * (squared + self.dim * math.log(2 * math.pi * self.noise_var))
 
     def posterior_moments(self, x_o: np.ndarray) -> tuple[np.ndarray, float]:
         """Mean ``(dim,)`` and per-dimension variance of the exact posterior at ``x_o``."""

@@ -25,7 +25,6 @@ import numpy as np
 from simulators._prior_settings import prior_from_settings
 from simulators.base import Simulator
 from simulators.errors import ConfigError
-from simulators.registry import register
 
 __all__ = ["HodgkinHuxley", "OUTPUT_NAMES", "DEFAULT_VALUES", "DEFAULT_PRIOR", "summary_statistics"]
 
@@ -134,7 +133,6 @@ def summary_statistics(v: np.ndarray, t: np.ndarray, t_on: float, t_off: float) 
     )
 
 
-@register("hodgkin_huxley")
 class HodgkinHuxley(Simulator):
     """Hodgkin-Huxley neuron with a step current; seven summary statistics as output.
 

@@ -30,7 +30,6 @@ from simulators._lorenz96_core import integrate_two_scale, validate_settings
 from simulators._prior_settings import prior_from_settings
 from simulators.base import Simulator
 from simulators.errors import ConfigError
-from simulators.registry import register
 
 __all__ = ["Lorenz96", "PARAMETER_NAMES", "OUTPUT_NAMES", "DEFAULT_PRIOR"]
 
@@ -59,7 +58,6 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@register("lorenz96")
 class Lorenz96(Simulator):
     """Two-scale Lorenz-96 with time-averaged statistics as output (see the module docstring).
 

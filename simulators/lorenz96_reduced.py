@@ -30,7 +30,6 @@ from simulators._lorenz96_core import integrate_one_scale
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 from simulators.lorenz96 import OUTPUT_NAMES, PARAMETER_NAMES, Lorenz96
-from simulators.registry import register
 
 __all__ = [
     "Lorenz96Reduced",
@@ -183,7 +182,6 @@ def fit_closure(
     return solution.reshape(degree + 1, -1).tolist()
 
 
-@register("lorenz96_reduced")
 class Lorenz96Reduced(Simulator):
     """One-scale Lorenz-96 with a parameter-dependent polynomial closure (module docstring).
 

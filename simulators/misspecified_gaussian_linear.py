@@ -40,12 +40,10 @@ from simulators.misspecified import (
     hpd_coverage,
 )
 from simulators.prior import Parameter, Prior
-from simulators.registry import register
 
 __all__ = ["MisspecifiedGaussianLinear"]
 
 
-@register("misspecified_gaussian_linear")
 class MisspecifiedGaussianLinear(Simulator, ExactPosterior, Misspecified):
     """``x = theta + sqrt(noise_var) eps``; observations ``y = theta + sqrt(dgp_noise_var) eps``.
 

@@ -52,7 +52,6 @@ from simulators.misspecified import (
     hpd_coverage,
 )
 from simulators.prior import Parameter, Prior
-from simulators.registry import register
 
 __all__ = ["NormalLocation", "WardGaussian"]
 
@@ -135,7 +134,6 @@ class _NormalSummaries(Simulator, ExactPosterior, Misspecified):
         return expected_log_density(self.assumed, self.dgp.noise_var, 1, true)
 
 
-@register("normal_location")
 class NormalLocation(_NormalSummaries):
     """Frazier, Robert & Rousseau's normal location model; sample variance with divisor n - 1.
 
@@ -156,7 +154,6 @@ class NormalLocation(_NormalSummaries):
         super().__init__(n, prior_var, dgp_variance)
 
 
-@register("ward_gaussian")
 class WardGaussian(_NormalSummaries):
     """Ward et al.'s "Gaussian" task: the same model, variance with divisor n, DGP variance 2.
 

@@ -10,6 +10,7 @@ where ``MyModel(**settings)`` returns a :class:`simulators.base.Simulator`.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import warnings
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from simulators.base import Simulator
 from simulators.errors import ConfigError
 
 __all__ = [
+    "BUILTIN_SIMULATORS",
     "ENTRY_POINT_GROUP",
     "register",
     "make_simulator",
@@ -29,19 +31,45 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "emustudy.simulators"
 
-_BUILTINS: dict[str, Callable[..., Simulator]] = {}
+BUILTIN_SIMULATORS: dict[str, str] = {
+    "external": "simulators.external:ExternalCommand",
+    "gaussian_linear": "simulators.gaussian_linear:GaussianLinear",
+    "hodgkin_huxley": "simulators.hodgkin_huxley:HodgkinHuxley",
+    "lorenz96": "simulators.lorenz96:Lorenz96",
+    "lorenz96_reduced": "simulators.lorenz96_reduced:Lorenz96Reduced",
+    "misspecified_gaussian_linear": (
+        "simulators.misspecified_gaussian_linear:MisspecifiedGaussianLinear"
+    ),
+    "normal_location": "simulators.normal_location:NormalLocation",
+    "slcp": "simulators.slcp:SLCP",
+    "two_moons": "simulators.two_moons:TwoMoons",
+    "ward_gaussian": "simulators.normal_location:WardGaussian",
+}
+"""Built-in simulators as ``module:Class``: a new one is one module plus one line here (the
+modules do not import the registry, so the package has no import cycle)."""
+
+_REGISTERED: dict[str, Callable[..., Simulator]] = {}
 
 
 def register(name: str) -> Callable[[type[Simulator]], type[Simulator]]:
-    """Class decorator that registers a built-in simulator under ``name``."""
+    """Class decorator that registers a simulator at run time (tests, notebooks) under ``name``;
+    packages use the entry-point group instead."""
 
     def decorate(cls: type[Simulator]) -> type[Simulator]:
-        if name in _BUILTINS:
+        if name in BUILTIN_SIMULATORS or name in _REGISTERED:
             raise ConfigError(f"simulator {name!r} is registered twice")
-        _BUILTINS[name] = cls
+        _REGISTERED[name] = cls
         return cls
 
     return decorate
+
+
+def _builtins() -> dict[str, Callable[..., Simulator]]:
+    found = dict(_REGISTERED)
+    for name, target in BUILTIN_SIMULATORS.items():
+        module, _, attribute = target.partition(":")
+        found[name] = getattr(importlib.import_module(module), attribute)
+    return found
 
 
 def _plugins() -> dict[str, Callable[..., Simulator]]:
@@ -59,23 +87,16 @@ def _plugins() -> dict[str, Callable[..., Simulator]]:
 
 
 def _all() -> dict[str, Callable[..., Simulator]]:
-    import simulators.external  # noqa: F401  (registers the built-ins)
-    import simulators.gaussian_linear  # noqa: F401
-    import simulators.hodgkin_huxley  # noqa: F401
-    import simulators.lorenz96  # noqa: F401
-    import simulators.lorenz96_reduced  # noqa: F401
-    import simulators.misspecified_gaussian_linear  # noqa: F401
-    import simulators.normal_location  # noqa: F401
-
+    builtins = _builtins()
     plugins = _plugins()
-    for name in sorted(set(plugins) & set(_BUILTINS)):
+    for name in sorted(set(plugins) & set(builtins)):
         warnings.warn(
             f"simulator plugin {name!r} is ignored: a built-in simulator has that name; "
             f"register the plugin under another name",
             RuntimeWarning,
             stacklevel=3,
         )
-    return {**plugins, **_BUILTINS}
+    return {**plugins, **builtins}
 
 
 def available_simulators() -> list[str]:

@@ -74,7 +74,7 @@ def test_a_simulator_without_exact_posterior_gets_a_reference_ensemble(tmp_path,
         def simulate(self, theta, seeds):
             return theta
 
-    monkeypatch.setitem(simulators.registry._BUILTINS, "no_exact", NoExactPosterior)
+    monkeypatch.setitem(simulators.registry._REGISTERED, "no_exact", NoExactPosterior)
     path = _write(tmp_path, lambda c: c.update(simulator={"name": "no_exact"}))
     assert load_config(path).inference.reference_members >= 2  # scored against an ensemble
     with pytest.raises(ConfigError, match="reference_budget"):

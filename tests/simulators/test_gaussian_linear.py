@@ -1,8 +1,11 @@
 """The Gaussian linear model matches sbibm's definition and its exact posterior is right."""
 
 import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
 
 from simulators import GaussianLinear
+from simulators.errors import ConfigError
 
 
 def test_likelihood_moments_match_sbibm():
@@ -36,3 +39,21 @@ def test_exact_posterior_agrees_with_bayes_rule_by_rejection():
     )  # the prior pulls it: a likelihood-only answer fails
     exact = sim.sample_posterior(x_o, 50_000, rng)
     assert abs(exact.mean() - mean[0]) < 0.005 and abs(exact.var() - 0.05) < 0.002
+
+
+def test_log_likelihood_is_the_gaussian_density_row_by_row():
+    sim = GaussianLinear(dim=3, noise_var=0.2)
+    rng = np.random.default_rng(4)
+    theta = sim.prior.sample(rng, 50)
+    x = sim.simulate(theta, np.arange(50, dtype=np.uint64))
+    x[::2] += 0.3  # off the simulated point too, so a likelihood that ignores x fails
+    expected = [
+        multivariate_normal(t, 0.2 * np.eye(3)).logpdf(v) for t, v in zip(theta, x, strict=True)
+    ]
+    np.testing.assert_allclose(sim.log_likelihood(theta, x), expected, rtol=1e-12)
+
+
+def test_log_likelihood_refuses_mismatched_rows():
+    sim = GaussianLinear(dim=2)
+    with pytest.raises(ConfigError, match="one x row per theta row"):
+        sim.log_likelihood(np.zeros((3, 2)), np.zeros((2, 2)))
