@@ -9,12 +9,20 @@ from cluster.client import (
     make_client,
 )
 from cluster.lock import StoreLock
-from cluster.profiles import LocalProfile, SlurmProfile, load_profile
+from cluster.profiles import (
+    AddressProfile,
+    ClusterProfile,
+    LocalProfile,
+    SlurmProfile,
+    load_profile,
+)
 from cluster.settings import CampaignSettings
 
 __all__ = [
+    "AddressProfile",
     "CampaignSettings",
     "CampaignSummary",
+    "ClusterProfile",
     "LocalProfile",
     "SlurmProfile",
     "StoreLock",
