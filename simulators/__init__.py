@@ -8,7 +8,7 @@ from simulators.hodgkin_huxley import HodgkinHuxley
 from simulators.lorenz96 import Lorenz96
 from simulators.lorenz96_reduced import Lorenz96Reduced
 from simulators.prior import Parameter, Prior
-from simulators.registry import available_simulators, make_simulator, register
+from simulators.registry import available_simulators, make_simulator, refresh_plugins, register
 from simulators.seeding import Stream, sample_seeds
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "StoreError",
     "Stream",
     "available_simulators",
+    "refresh_plugins",
     "make_simulator",
     "register",
     "sample_seeds",
