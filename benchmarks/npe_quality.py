@@ -20,7 +20,7 @@ import torch
 
 from inference.c2st import c2st
 from inference.npe import train_npe
-from inference.seeds import child_seed
+from inference.seeds import child_seed, seeded
 from inference.settings import NPESettings
 from simulators import Stream, TwoMoons, sample_seeds
 
@@ -40,8 +40,7 @@ def sbi_direct(theta, x, prior, estimator: str, seed: int, x_obs, draws: int) ->
     """sbi's NPE with its own defaults; draws ``(n_obs, draws, 2)``."""
     from sbi.inference import NPE
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         trainer = NPE(prior.to_torch(), density_estimator=estimator, show_progress_bars=False)
         trainer.append_simulations(torch.as_tensor(theta).float(), torch.as_tensor(x).float())
         trainer.train()

@@ -10,13 +10,21 @@ from cluster.client import (
 )
 from cluster.guarded import GuardedResult, SimulatorFailedError, guarded_simulate
 from cluster.lock import StoreLock
-from cluster.profiles import LocalProfile, SlurmProfile, load_profile
+from cluster.profiles import (
+    AddressProfile,
+    ClusterProfile,
+    LocalProfile,
+    SlurmProfile,
+    load_profile,
+)
 from cluster.settings import CampaignSettings
 
 __all__ = [
+    "AddressProfile",
     "CampaignSettings",
     "CampaignSummary",
     "GuardedResult",
+    "ClusterProfile",
     "LocalProfile",
     "SimulatorFailedError",
     "SlurmProfile",

@@ -11,7 +11,7 @@ from simulators.misspecified import Misspecified
 from simulators.misspecified_gaussian_linear import MisspecifiedGaussianLinear
 from simulators.normal_location import NormalLocation, WardGaussian
 from simulators.prior import Parameter, Prior
-from simulators.registry import available_simulators, make_simulator, register
+from simulators.registry import available_simulators, make_simulator, refresh_plugins, register
 from simulators.seeding import Stream, sample_seeds
 from simulators.slcp import SLCP
 from simulators.two_moons import TwoMoons
@@ -39,6 +39,7 @@ __all__ = [
     "WardGaussian",
     "TwoMoons",
     "available_simulators",
+    "refresh_plugins",
     "make_simulator",
     "register",
     "sample_seeds",

@@ -2,11 +2,13 @@
 
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 
-from simulators import ConfigError, available_simulators, make_simulator
+import simulators.registry
+from simulators import ConfigError, available_simulators, make_simulator, refresh_plugins
 from simulators.registry import ENTRY_POINT_GROUP
 
 PLUGIN_MODULE = '''
@@ -50,8 +52,10 @@ def installed_plugins(tmp_path, monkeypatch):
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
         (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{entry}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    refresh_plugins()  # the scan is cached per process: look at the new distributions
     yield
     sys.modules.pop("emustudy_myplugin", None)
+    refresh_plugins()
 
 
 def warned(record) -> str:
@@ -93,3 +97,44 @@ def test_without_the_distribution_the_plugin_is_unknown():
     assert "myplugin" not in available_simulators()
     with pytest.raises(ConfigError, match="unknown simulator 'myplugin'"):
         make_simulator("myplugin")
+
+
+def test_the_entry_point_scan_runs_once_per_process(monkeypatch):
+    scans = []
+    real = simulators.registry.entry_points
+
+    def counted(**kwargs):
+        scans.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(simulators.registry, "entry_points", counted)
+    refresh_plugins()
+    try:
+        for name in ("gaussian_linear", "lorenz96", "gaussian_linear"):
+            make_simulator(name)
+        assert "hodgkin_huxley" in available_simulators()
+        with pytest.raises(ConfigError, match="unknown simulator"):
+            make_simulator("no_such_model")
+        assert scans == [{"group": ENTRY_POINT_GROUP}]
+        refresh_plugins()
+        available_simulators()
+        assert len(scans) == 2
+    finally:
+        refresh_plugins()  # forget the results the counting wrapper produced
+
+
+def test_a_broken_plugin_warns_once_per_process_not_once_per_simulator(installed_plugins):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")  # every warning raised is recorded, repeats included
+        for _ in range(3):
+            make_simulator("myplugin", scale=1.0)
+        available_simulators()
+    assert warned(record).count("'brokenplugin' (emustudy_no_such_module:Model) failed") == 1
+
+
+def test_every_call_builds_a_new_simulator():
+    """Simulators hold per-run state (ExternalCommand.last_failures): instances are not shared."""
+    first, second = make_simulator("lorenz96", F=12.0), make_simulator("lorenz96", F=12.0)
+    assert first is not second and first.settings == second.settings
+    first.fixed["F"] = 99.0
+    assert second.fixed["F"] == 12.0
