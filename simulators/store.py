@@ -436,6 +436,9 @@ def open_store(path: Path) -> xr.Dataset:
                 _CheckedStore(path, read_only=True),
                 consolidated=False,
                 drop_variables=("sample",),
+                # lazy numpy-backed arrays, not dask: a read inside a Dask task must never
+                # submit to the cluster it runs on (with every worker thread busy, it deadlocks)
+                chunks=None,
             )
     except StoreError:
         raise

@@ -29,9 +29,10 @@ from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.study import run_stages
 from simulators import ConfigError, GaussianLinear, make_simulator
+from simulators.registry import BUILTIN_SIMULATORS
 from simulators.store import Status, open_store
 
-BUILT_INS = "external, gaussian_linear, hodgkin_huxley, lorenz96, lorenz96_reduced"
+BUILT_INS = ", ".join(sorted(BUILTIN_SIMULATORS))
 LOOPBACK = "127.0.0.1"
 CONFIG = """\
 name: safe
