@@ -17,17 +17,17 @@ uniformly drawn group element, which makes the returned sample exactly symmetric
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from inference.errors import ReferenceRefused
+from inference.mcmc import LikelihoodPotential
 from inference.mcmc_diagnostics import effective_sample_size, split_rhat
 from inference.observations import check_observation, check_observations
 from inference.seeds import check_seed, child_seed, seeded
@@ -63,41 +63,6 @@ class MCMCDiagnostics:
     thin: int
     symmetries: int
     seconds: float
-
-
-def _potential_class() -> type:
-    """sbi's ``BasePotential`` subclass for a simulator's log prior plus log likelihood."""
-    from sbi.inference.potentials.base_potential import BasePotential
-
-    class LikelihoodPotential(BasePotential):
-        def __init__(self, simulator: Simulator, x_o: np.ndarray) -> None:
-            super().__init__(simulator.prior.to_torch(), torch.as_tensor(x_o[None]).float())
-            self.simulator, self.x_o64 = simulator, x_o
-
-        def __call__(self, theta: torch.Tensor, track_gradients: bool = False) -> torch.Tensor:
-            t = (
-                theta.detach()
-                .cpu()
-                .numpy()
-                .astype(np.float64)
-                .reshape(-1, self.simulator.prior.dim)
-            )
-            x = np.broadcast_to(self.x_o64, (t.shape[0], self.x_o64.shape[0]))
-            log_post = self.simulator.prior.log_prob(t) + self.simulator.log_likelihood(t, x)
-            return torch.as_tensor(np.nan_to_num(log_post, nan=-np.inf), dtype=torch.float32)
-
-    return LikelihoodPotential
-
-
-@contextlib.contextmanager
-def _numpy_global_seed(seed: int) -> Iterator[None]:
-    """sbi's slice sampler draws from numpy's global generator: seed it, then restore it."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
 
 
 def _fold(theta: np.ndarray, symmetries: tuple[Symmetry, ...]) -> np.ndarray:
@@ -181,13 +146,15 @@ def _run_chains(
     from sbi.utils import mcmc_transform
 
     prior = simulator.prior.to_torch()
-    with seeded(child_seed(seed, 1)), _numpy_global_seed(child_seed(seed, 2)):
+    potential = LikelihoodPotential.create(simulator.log_likelihood, prior)  # type: ignore[attr-defined]
+    potential.set_x(torch.as_tensor(x_o[None]).float())
+    with seeded(child_seed(seed, 1)):  # torch's and numpy's global generators (sbi's slicer)
         with warnings.catch_warnings():
             # sbi warns that the vectorised sampler runs its chains serially; that is intended
             warnings.filterwarnings("ignore", message=".*vectorized slice sampling.*")
             transform = mcmc_transform(prior)
             posterior = MCMCPosterior(
-                _potential_class()(simulator, x_o),
+                potential,
                 proposal=prior,
                 theta_transform=transform,
                 method="slice_np_vectorized",

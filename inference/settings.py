@@ -40,7 +40,7 @@ class NPESettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    density_estimator: Literal["maf", "nsf", "mdn", "zuko_maf", "zuko_nsf"] = "maf"
+    density_estimator: Literal["maf", "nsf", "mdn", "zuko_maf", "zuko_nsf"] = "nsf"
     classifier: Literal["resnet", "mlp", "linear"] = "resnet"
     hidden_features: PositiveInt = 50
     num_transforms: PositiveInt = 5

@@ -71,7 +71,8 @@ class StudyLayout:
     levels/<name>/             emulator.pt, emulated.zarr, emulator_error.zarr, posterior.pt,
                                scores.zarr (NPE); <method>/posterior.pt, scores.zarr (others)
     ceiling/                   posterior.pt and scores.zarr trained on true-simulator data
-    reference/                 reference ensemble members, self_agreement.zarr (no exact posterior)
+    reference/                 draws.zarr (MCMC on the simulator's likelihood), or ensemble
+                               members and self_agreement.zarr (no exact posterior, no likelihood)
     report/                    index.html, scores.csv, figures/, trend.zarr
     """
 
@@ -107,6 +108,11 @@ class StudyLayout:
 
     def reference_member(self, index: int) -> Path:
         return self.reference / f"member-{index}.pt"
+
+    @property
+    def reference_draws(self) -> Path:
+        """Reference draws at the observations, with their MCMC diagnostics (likelihood)."""
+        return self.reference / "draws.zarr"
 
     @property
     def reference_agreement(self) -> Path:

@@ -150,13 +150,28 @@ def write_report(
     summary: list[str] = []
     _quality_sections(page, data, summary)
     summary += _cost_section(page, table, quality_score, quality_target)
+    summary.append(_reference_sentence(data))
+    return _write_page(out_dir, title, table, page, summary)
+
+
+def _reference_sentence(data: ReportData) -> str:
+    """What the scores are judged against, and that reference's own error."""
     if np.isfinite(data.noise_floor):
-        summary.append(
+        within = data.table.get("c2st_within_noise_floor")
+        flagged = [] if within is None else list(data.table.loc[within.fillna(False), "unit"])
+        return (
             f"Reference posterior: a {data.reference} trained on true-simulator runs; its "
             f"members agree with each other at C2ST {data.noise_floor:.3f}, the noise floor of "
-            "every C2ST in this report."
+            "every C2ST in this report"
+            + (f"; within it (not resolved): {', '.join(flagged)}." if flagged else ".")
         )
-    return _write_page(out_dir, title, table, page, summary)
+    if np.isfinite(data.reference_rhat):
+        return (
+            "Reference posterior: MCMC on the simulator's own likelihood (sbi's slice sampler), "
+            f"largest split R-hat {data.reference_rhat:.3f}, smallest effective sample size "
+            f"{data.reference_ess:.0f}; runs failing R-hat <= 1.05 or ESS >= 400 are refused."
+        )
+    return "Reference posterior: the simulator's exact posterior (no reference error)."
 
 
 def _quality_sections(page: _Page, data: ReportData, summary: list[str]) -> None:

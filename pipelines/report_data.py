@@ -79,6 +79,10 @@ class ReportData:
     reference: str = "exact"
     noise_floor: float = float("nan")
     """Mean C2ST between members of a trained reference ensemble (NaN for exact references)."""
+    reference_rhat: float = float("nan")
+    """Largest split R-hat of an MCMC (likelihood) reference, over observations and parameters."""
+    reference_ess: float = float("nan")
+    """Smallest effective sample size of an MCMC (likelihood) reference."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -163,7 +167,19 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         rows.append(row)
     agreement = _open(layout.reference_agreement)
     floor = float(agreement["c2st"].mean()) if agreement is not None else float("nan")
+    frame = pd.DataFrame(rows)
+    frame["reference_noise_floor_c2st"] = floor
+    if "c2st_mean" in frame and np.isfinite(floor):
+        # a C2ST within the reference's own disagreement says nothing about the posterior
+        frame["c2st_within_noise_floor"] = frame["c2st_mean"] <= floor
+    mcmc = _open(layout.reference_draws)
     first = next(iter(scores.values()))
     reference = str(first.attrs.get("reference", "exact"))
     trend = _open(layout.trend_of(config.inference.methods[0]))
-    return ReportData(pd.DataFrame(rows), scores, errors, trend, reference, floor)
+    diagnostics = {}
+    if mcmc is not None:
+        diagnostics = {
+            "reference_rhat": float(mcmc["rhat"].max()),
+            "reference_ess": float(mcmc["ess"].min()),
+        }
+    return ReportData(frame, scores, errors, trend, reference, floor, **diagnostics)

@@ -44,7 +44,8 @@ from inference.trend import score_trends
 from pipelines.config import ScoreSettings, StudyConfig
 from pipelines.layout import StudyLayout
 from pipelines.units import LikelihoodSource, study_simulator
-from simulators.base import ExactPosterior, Simulator
+from simulators.base import ExactPosterior, Likelihood, Simulator
+from simulators.errors import ConfigError
 from simulators.prior import Prior
 from simulators.store import load_pairs
 
@@ -95,10 +96,34 @@ def train_reference_member(
     train_posterior_to(out, "npe", theta, x, prior, settings, seed=seed)
 
 
+class StoredReference:
+    """Reference draws computed once by the reference stage (``reference/draws.zarr``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.draws = load_scores(path)
+        self.kind = str(self.draws.attrs["kind"])
+
+    def sample(self, x_obs: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """The stored draws ``(n_obs, n, p)``; refuses other observations or more draws."""
+        stored = self.draws["x_obs"].values
+        if stored.shape != np.shape(x_obs) or not np.allclose(stored, x_obs):
+            raise ConfigError(
+                "the stored reference draws were made at other observations; rerun "
+                "`emustudy infer` to redraw them"
+            )
+        draws = self.draws["theta"].values
+        if draws.shape[1] < n:
+            raise ConfigError(f"{draws.shape[1]} stored reference draws, {n} asked for")
+        return draws[:, :n]
+
+
 def reference_for(simulator: Simulator, layout: StudyLayout, members: int) -> Reference:
-    """The exact posterior when the simulator has one, else the trained reference ensemble."""
+    """The exact posterior when the simulator has one; else MCMC on its likelihood (stored by
+    the reference stage) when it declares one; else the trained reference ensemble."""
     if isinstance(simulator, ExactPosterior):
         return ExactReference(simulator)
+    if isinstance(simulator, Likelihood):
+        return StoredReference(layout.reference_draws)
     return EnsembleReference(
         [load_posterior(layout.reference_member(i), simulator.prior) for i in range(members)]
     )
@@ -115,13 +140,41 @@ def observations(settings: ScoreSettings, layout: StudyLayout, seed: int) -> Obs
     )
 
 
-def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int) -> None:
+def save_likelihood_reference(
+    config: StudyConfig, layout: StudyLayout, seed: int, observation_seed: int
+) -> None:
+    """Checked MCMC draws on the simulator's own likelihood at every observation, with their
+    R-hat and effective sample size, into ``reference/draws.zarr`` (refused runs raise)."""
+    from inference.likelihood_reference import LikelihoodReference
+
+    simulator = study_simulator(config)
+    x_obs = observations(config.scores, layout, observation_seed).x
+    reference = LikelihoodReference(simulator)
+    draws = reference.sample(x_obs, config.scores.posterior_samples, seed)
+    rhat = np.stack([d.rhat for d in reference.diagnostics])
+    ess = np.stack([d.ess for d in reference.diagnostics])
+    ds = xr.Dataset(
+        {
+            "theta": (("observation", "draw", "param"), draws),
+            "x_obs": (("observation", "output"), x_obs),
+            "rhat": (("observation", "param"), rhat),
+            "ess": (("observation", "param"), ess),
+        },
+        coords={"param": np.array(list(simulator.prior.names), dtype=object)},
+        attrs={"format": SCORES_FORMAT, "kind": "likelihood", "seed": int(seed)},
+    )
+    save_scores(ds, layout.reference_draws)
+
+
+def save_reference_agreement(
+    config: StudyConfig, layout: StudyLayout, seed: int, observation_seed: int
+) -> None:
     """C2ST between every pair of reference members at every observation (the noise floor)."""
     simulator = study_simulator(config)
     reference = reference_for(simulator, layout, config.inference.reference_members)
     if not isinstance(reference, EnsembleReference):
         return  # an exact posterior agrees with itself: there is no noise floor to measure
-    x_obs = observations(config.scores, layout, child_seed(seed, 0)).x
+    x_obs = observations(config.scores, layout, observation_seed).x
     agreement = reference.self_agreement(x_obs, config.scores.posterior_samples, seed)
     ds = xr.Dataset(
         {"c2st": (("observation", "member_pair"), agreement)},

@@ -29,7 +29,7 @@ from pipelines.config import SimulatorConfig, StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
 from pipelines.units import LikelihoodSource, Unit, likelihood_source, study_simulator, units
-from simulators.base import ExactPosterior
+from simulators.base import ExactPosterior, Likelihood
 from simulators.registry import make_simulator
 
 __all__ = [
@@ -175,7 +175,8 @@ def _run_levels(
             pure=False,
         )
         futures[future] = (name, manifest, key)
-    with progress_bar(stage, "levels", progress and bool(futures)) as bar:
+    unit = "units (level x method)" if stage in ("infer", "score") else "levels"
+    with progress_bar(stage, unit, progress and bool(futures)) as bar:
         task_id = bar.add_task(stage, total=len(futures))
         for future in as_completed(futures):
             name, manifest, key = futures[future]
@@ -355,10 +356,13 @@ def infer(
 def _train_reference(
     config: StudyConfig, layout: StudyLayout, client: Client
 ) -> list[StageOutcome]:
-    """Train the reference ensemble once per study, if the simulator has no exact posterior."""
+    """Draw the reference once per study: by checked MCMC on the simulator's likelihood where it
+    declares one, else by training the reference ensemble (nothing for an exact posterior)."""
     simulator = study_simulator(config)
     if isinstance(simulator, ExactPosterior):
         return []
+    if isinstance(simulator, Likelihood):
+        return _likelihood_reference(config, layout, client)
     began = time.perf_counter()
     members = range(config.inference.reference_members)
     outputs = [layout.reference_member(i) for i in members] + [layout.reference_agreement]
@@ -383,7 +387,33 @@ def _train_reference(
         for i in members
     ]
     client.gather(futures)
-    scoring.save_reference_agreement(config, layout, stage_seed(config.seed, "reference-agreement"))
+    scoring.save_reference_agreement(
+        config,
+        layout,
+        stage_seed(config.seed, "reference-agreement"),
+        stage_seed(config.seed, "observation-model"),
+    )
+    manifest.mark_done("reference", key)
+    return [StageOutcome("reference", None, True, time.perf_counter() - began)]
+
+
+def _likelihood_reference(
+    config: StudyConfig, layout: StudyLayout, client: Client
+) -> list[StageOutcome]:
+    began = time.perf_counter()
+    manifest = Manifest(layout.reference / "manifest.json")
+    key = digest(simulation_digest(config), "likelihood", config.scores)
+    if manifest.is_done("reference", key, [layout.reference_draws]):
+        return [StageOutcome("reference", None, False, 0.0)]
+    layout.reference.mkdir(parents=True, exist_ok=True)
+    client.submit(
+        scoring.save_likelihood_reference,
+        config,
+        layout,
+        stage_seed(config.seed, "reference"),
+        stage_seed(config.seed, "observation-model"),
+        pure=False,
+    ).result()
     manifest.mark_done("reference", key)
     return [StageOutcome("reference", None, True, time.perf_counter() - began)]
 

@@ -1,8 +1,8 @@
 """A study whose true simulator is a plugin that raises, returns NaN and hangs for shares of its
 rows: ``emustudy simulate`` finishes, and the stores' ledgers hold every failure and why.
 
-(The stages after the campaigns call the simulator through ``cluster.guarded``; the whole
-``emustudy run`` of such a study is the lead's test once they do.)
+The whole ``emustudy run`` of such a study finishes too: the stages after the campaigns
+(emulator error, posterior predictive checks) call the simulator through ``cluster.guarded``.
 """
 
 import subprocess
@@ -64,3 +64,52 @@ def test_simulate_finishes_and_records_raising_nan_and_hanging_rows(tmp_path):
     print(f"{hangs} hung rows across the stores; simulate took {took:.0f} s")
     # each hang costs its batch's deadline and then its own: about 2 x 2 s, not 2 s x 100 rows
     assert took < 60 + hangs * 2 * 2 * 2
+
+
+@pytest.mark.slow
+def test_the_whole_study_of_a_raising_and_hanging_simulator_finishes(tmp_path):
+    environment = install_faulty_plugin(tmp_path / "plugin")
+    config = {
+        "name": "faulty-run",
+        "seed": 6,
+        "output_dir": str(tmp_path / "studies"),
+        "simulator": {"name": PLUGIN_NAME, "settings": {"dim": 2, **SHARES}},
+        "budgets": {"train": 400, "test": 80, "observations": 2, "chunk_size": 200},
+        "campaign": {"retries": 1, "timeout_s": 2},
+        "ladder": [
+            {
+                "name": "small",
+                "simplification": 0,
+                "emulator": {"family": "gaussian", "max_epochs": 5},
+            }
+        ],
+        "inference": {"replicates": 1, "max_num_epochs": 5, "hidden_features": 16},
+        "scores": {"posterior_samples": 200, "sbc_samples": 20, "ppc_samples": 20, "lc2st_null": 3},
+        "cluster": {"profile": "local", "overrides": {"n_workers": 2, "dashboard_address": ":0"}},
+    }
+    path = tmp_path / "faulty.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", str(path)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    layout = StudyLayout(tmp_path / "studies" / "faulty-run")
+    table = (layout.report / "scores.csv").read_text()
+    assert "small" in table and "ceiling" in table
+    # the emulator error was measured though the simulator raised and hung for some rows
+    from inference.emulator_error import load_emulator_error
+
+    error = load_emulator_error(layout.level("small").emulator_error)
+    assert np.isfinite(float(error["c2st"])) and int(error.attrs["non_finite_draws"]) > 0
+    # the held-out pairs that failed are counted where they are scored
+    from inference.scores import load_scores
+
+    scores = load_scores(layout.level("small").scores)
+    test_status = open_store(layout.simulations("test"))["status"].values
+    assert int(scores["n_invalid_test"].max()) == int((test_status != Status.OK).sum()) > 0
+    assert np.isfinite(scores["ppc_distance"].values).all()
