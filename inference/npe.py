@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from inference.checkpoint import read_settings, read_training, rebuild_network, write_checkpoint
+from inference.leakage import support_mass, truncated_draws
 from inference.methods import InferenceMethod, MethodContext
 from inference.observations import check_observation, check_observations
 from inference.posterior import check_count, check_rows
@@ -26,10 +27,12 @@ from inference.training import TrainingInfo
 from simulators.errors import ConfigError
 from simulators.prior import Prior
 
-__all__ = ["NPEMethod", "NPEPosterior", "train_npe"]
+__all__ = ["MAX_PROPOSALS_PER_DRAW", "NPEMethod", "NPEPosterior", "train_npe"]
 
 # Largest number of draws (rows x samples per row) held in one sampling call.
 _SAMPLES_PER_CALL = 2**20
+MAX_PROPOSALS_PER_DRAW = 100
+"""Rejection sampling at the prior's support stops being used below this inverse acceptance."""
 # sbi caps (and warns about) rejection batches larger than this many draws per call.
 _SBI_REJECTION_CAP = 100_000
 
@@ -184,10 +187,14 @@ class NPEPosterior:
         return draws.numpy().astype(np.float64)
 
     def sample_batched(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
-        """Draw ``n`` samples from ``q(theta | x_b)`` for every row ``x_b``.
+        """Draw ``n`` samples from ``q(theta | x_b)`` for every row ``x_b``, in bounded time.
 
         Rows are processed in chunks, each seeded from ``(seed, chunk index)``, so the result
-        depends on ``seed`` and on the whole batch (not only on each row).
+        depends on ``seed`` and on the whole batch (not only on each row). Draws outside a
+        bounded prior's support are rejected; a row whose estimator puts less than
+        ``1 / MAX_PROPOSALS_PER_DRAW`` of its mass inside (a leaky posterior) would stall
+        rejection, so it gets :meth:`_truncated` draws instead, and its leakage is scored
+        (``support_leakage``).
 
         Parameters
         ----------
@@ -202,6 +209,13 @@ class NPEPosterior:
         x_t = self._x_rows(x)
         seed = check_seed(seed)
         n = check_count(n, "n")
+        if self._bounded and x_t.shape[0]:
+            leaky = self.support_mass(x) < 1 / MAX_PROPOSALS_PER_DRAW
+            if leaky.any():
+                draws = np.empty((n, x_t.shape[0], self.theta_dim))
+                draws[:, ~leaky] = self.sample_batched(x[~leaky], n, seed)
+                draws[:, leaky] = self._truncated(x_t[torch.as_tensor(leaky)], n, seed)
+                return draws
         rows = max(1, min(_SBI_REJECTION_CAP, _SAMPLES_PER_CALL // n))
         pieces = []
         for index, start in enumerate(range(0, x_t.shape[0], rows)):
@@ -218,6 +232,9 @@ class NPEPosterior:
         if not pieces:
             return np.empty((n, 0, self.theta_dim))
         return torch.cat(pieces, dim=1).numpy().astype(np.float64)
+
+    def _truncated(self, x_t: torch.Tensor, n: int, seed: int) -> np.ndarray:
+        return truncated_draws(self.posterior, self.prior, x_t, n, seed, MAX_PROPOSALS_PER_DRAW)
 
     def _pairs(self, theta: np.ndarray, x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         theta_t = check_rows(theta, self.theta_dim, "theta", f"(batch, {self.theta_dim})")
@@ -297,20 +314,8 @@ class NPEPosterior:
         -------
         mass : (batch,) float64 in ``[1 / n_samples, 1]``
         """
-        from sbi.utils.sbiutils import within_support
-
-        x_t = self._x_rows(x)
         n = check_count(n_samples, "n_samples")
-        rows = max(1, _SAMPLES_PER_CALL // n)
-        fractions = [np.empty(0)]
-        for index, start in enumerate(range(0, x_t.shape[0], rows)):
-            with seeded(child_seed(0, index)), torch.no_grad():
-                draws = self.posterior.posterior_estimator.sample(
-                    torch.Size([n]), condition=x_t[start : start + rows]
-                )
-                inside = within_support(self.posterior.prior, draws).reshape(n, -1)
-            fractions.append(np.maximum(inside.sum(dim=0).numpy(), 1) / n)
-        return np.concatenate(fractions)
+        return support_mass(self.posterior, self._x_rows(x), n, _SAMPLES_PER_CALL)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the posterior to ``path`` atomically, as plain values and tensors only."""

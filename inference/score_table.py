@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 Reduction = Literal["mean", "min", "reject"]
-Requirement = Literal["normalised", "simulator"]
+Requirement = Literal["normalised", "simulator", "support_mass"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class ScoreSpec:
     column : str
         Name of that number in ``scores.csv`` (``<column>_mean``, ``_lo``, ``_hi``).
     requires : tuple of str
-        ``normalised`` (a normalised density) and/or ``simulator`` (the true simulator).
+        ``normalised`` (a normalised density), ``simulator`` (the true simulator),
+        ``support_mass`` (a posterior that can say how much of its mass leaks out of the prior).
     compute : callable or None
         ``compute(context) -> value`` of shape ``dims``; ``None`` when the study computes it.
     """
@@ -88,6 +89,8 @@ class ScoreSpec:
         if self.compute is None:
             return False
         if "normalised" in self.requires and not context.posterior.normalised:
+            return False
+        if "support_mass" in self.requires and not hasattr(context.posterior, "support_mass"):
             return False
         return not ("simulator" in self.requires and context.simulator is None)
 
@@ -163,6 +166,14 @@ SCORES: tuple[ScoreSpec, ...] = (
         in_trends=True,
         requires=("simulator",),
         compute=_ppc,
+    ),
+    ScoreSpec(
+        "support_leakage",
+        ("observation",),
+        "share of the posterior estimator's mass outside the prior's support",
+        True,
+        requires=("support_mass",),
+        compute=lambda c: 1.0 - c.posterior.support_mass(c.x_obs),  # type: ignore[attr-defined]
     ),
     ScoreSpec(
         "nltp",
