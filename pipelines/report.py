@@ -151,6 +151,11 @@ def write_report(
     _quality_sections(page, data, summary)
     summary += _cost_section(page, table, quality_score, quality_target)
     summary.append(_reference_sentence(data))
+    if data.losses:
+        summary.append("Rows lost to the simulator: " + "; ".join(data.losses) + ".")
+    invalid = max((int(ds["n_invalid_test"].max()) for ds in data.scores.values()), default=0)
+    if invalid:
+        summary.append(f"Held-out pairs dropped from scoring for failed simulations: {invalid}.")
     return _write_page(out_dir, title, table, page, summary)
 
 

@@ -20,7 +20,7 @@ from inference.scores import load_scores
 from pipelines.config import StudyConfig
 from pipelines.layout import StudyLayout, level_name
 from pipelines.units import units
-from simulators.store import open_store
+from simulators.store import Status, open_store
 
 __all__ = ["SUMMARY_SCORES", "ReportData", "collect_report_data", "score_summary"]
 
@@ -83,6 +83,8 @@ class ReportData:
     """Largest split R-hat of an MCMC (likelihood) reference, over observations and parameters."""
     reference_ess: float = float("nan")
     """Smallest effective sample size of an MCMC (likelihood) reference."""
+    losses: list[str] = field(default_factory=list)
+    """One sentence per stage that lost rows: how many, of how many, and why."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -182,4 +184,41 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
             "reference_rhat": float(mcmc["rhat"].max()),
             "reference_ess": float(mcmc["ess"].min()),
         }
-    return ReportData(frame, scores, errors, trend, reference, floor, **diagnostics)
+    return ReportData(
+        frame,
+        scores,
+        errors,
+        trend,
+        reference,
+        floor,
+        **diagnostics,
+        losses=_losses(layout, errors),
+    )
+
+
+def _losses(layout: StudyLayout, errors: dict[str, xr.Dataset]) -> list[str]:
+    """What each stage lost to a failing simulator, read from the ledgers and measurements."""
+    lines = []
+    stores = [
+        (f"simulate-{role}", layout.simulations(role)) for role in ("train", "test", "observations")
+    ]
+    stores += [(f"emulate {name}", layout.level(name).emulated) for name in errors]
+    for stage, store in stores:
+        try:
+            status = open_store(store)["status"].values
+        except Exception:  # noqa: BLE001 - a missing store has nothing to report
+            continue
+        lost = {s.name.lower(): int((status == s).sum()) for s in Status if s != Status.OK}
+        lost = {name: n for name, n in lost.items() if n}
+        if lost:
+            why = ", ".join(f"{n} {name}" for name, n in lost.items())
+            lines.append(f"{stage}: {sum(lost.values())} of {len(status)} runs lost ({why})")
+    for name, error in errors.items():
+        bad = int(error.attrs.get("non_finite_draws", 0))
+        if bad:
+            total = 2 * int(error.attrs["n_theta"]) * int(error.attrs["n_draws"])
+            lines.append(
+                f"emulator error of {name}: {bad} of {total} draws lost (failed, timed out or "
+                "non-finite simulations, left out of the comparison)"
+            )
+    return lines

@@ -101,6 +101,12 @@ def test_the_whole_study_of_a_raising_and_hanging_simulator_finishes(tmp_path):
     layout = StudyLayout(tmp_path / "studies" / "faulty-run")
     table = (layout.report / "scores.csv").read_text()
     assert "small" in table and "ceiling" in table
+    page = (layout.report / "index.html").read_text()
+    assert "Rows lost to the simulator: simulate-train:" in page
+    assert "emulator error of small:" in page and "Held-out pairs dropped" in page
+    page = (layout.report / "index.html").read_text()
+    assert "Rows lost to the simulator: simulate-train:" in page
+    assert "emulator error of small:" in page and "Held-out pairs dropped" in page
     # the emulator error was measured though the simulator raised and hung for some rows
     from inference.emulator_error import load_emulator_error
 
