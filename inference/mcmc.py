@@ -138,6 +138,7 @@ class SampledPosterior:
                 warmup_steps=mcmc.warmup,
                 num_chains=mcmc.chains,
                 init_strategy="resample",
+                init_strategy_parameters={"num_candidate_samples": mcmc.init_candidates},
             )
 
     @property
