@@ -20,6 +20,7 @@ from inference.observations import ObservationModel
 from inference.score_table import quality_scores
 from inference.settings import MethodSettings, NPESettings
 from pipelines.config_errors import describe_errors
+from pipelines.sweeps import Sweep, check_sweeps, pull_sweeps
 from simulators.errors import ConfigError
 from simulators.registry import available_simulators, make_simulator, unknown_simulator_message
 
@@ -208,6 +209,14 @@ class StudyConfig(_Frozen):
     cluster: ClusterSettings = ClusterSettings()
     campaign: CampaignSettings = CampaignSettings()
     report: ReportSettings = ReportSettings()
+    sweeps: tuple[Sweep, ...] = Field(
+        (), description="filled from the ladder's `- sweep: {...}` entries (pipelines/sweeps.py)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_sweeps(cls, raw: Any) -> Any:
+        return pull_sweeps(raw)  # `- sweep: {...}` entries become levels before validation
 
     @field_validator("name")
     @classmethod
@@ -220,6 +229,7 @@ class StudyConfig(_Frozen):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"ladder level names must be unique, repeated: {duplicates}")
+        check_sweeps(self.sweeps, names)
         if "ceiling" in names:
             raise ValueError(
                 "'ceiling' is reserved for the posterior trained on true-simulator data"
