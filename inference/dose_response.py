@@ -167,7 +167,8 @@ def _level_means(
     return mean, counts, boot
 
 
-def _check(knob: np.ndarray, scores: np.ndarray) -> None:
+def _usable(knob: np.ndarray, scores: np.ndarray, log_knob: bool) -> np.ndarray:
+    """The levels with a finite score, sorted by knob (indices); raise on unusable input."""
     if knob.ndim != 1 or scores.ndim != 3 or scores.shape[0] != knob.shape[0]:
         raise ConfigError(
             f"knob must be (n_levels,) and scores (n_levels, n_replicates, n_observations), got "
@@ -175,6 +176,16 @@ def _check(knob: np.ndarray, scores: np.ndarray) -> None:
         )
     if not np.all(np.isfinite(knob)):
         raise ConfigError(f"knob values must be finite, got {knob.tolist()}")
+    keep = np.flatnonzero(np.isfinite(scores).any(axis=(1, 2)))
+    if keep.size < MIN_TREND_LEVELS:
+        raise ConfigError(
+            f"a dose-response needs at least {MIN_TREND_LEVELS} levels with a finite score, got "
+            f"{keep.size} of {knob.size}; a trend from fewer points is not stated. Sweep "
+            "more values (a `sweep:` ladder entry) or check why levels have no score"
+        )
+    if log_knob and np.any(knob[keep] <= 0):
+        raise ConfigError(f"log_knob needs knob values > 0, got {knob[keep].tolist()}")
+    return keep[np.argsort(knob[keep], kind="stable")]
 
 
 def dose_response(
@@ -222,33 +233,17 @@ def dose_response(
     """
     knob = np.asarray(knob, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
-    _check(knob, scores)
-    keep = np.isfinite(scores).any(axis=(1, 2))
-    if keep.sum() < MIN_TREND_LEVELS:
-        raise ConfigError(
-            f"a dose-response needs at least {MIN_TREND_LEVELS} levels with a finite score, got "
-            f"{int(keep.sum())} of {knob.size}; a trend from fewer points is not stated. Sweep "
-            "more values (a `sweep:` ladder entry) or check why levels have no score"
-        )
-    if log_knob and np.any(knob[keep] <= 0):
-        raise ConfigError(f"log_knob needs knob values > 0, got {knob[keep].tolist()}")
-    order = np.argsort(knob[keep], kind="stable")
-    knob, scores = knob[keep][order], scores[keep][order]
+    use = _usable(knob, scores, log_knob)
+    knob, scores = knob[use], scores[use]
     mean, counts, boot = _level_means(scores, np.random.default_rng(seed), n_boot)
     rho = float(stats.spearmanr(knob, mean)[0]) if np.ptp(mean) > 0 else np.nan
     if increasing is None:
         increasing = not (rho < 0)
     unique, fitted = isotonic_fit(knob, mean, counts, increasing)
     point = crossing(unique, fitted, target, increasing, log_knob)
-    crossings = np.array(
-        [_boot_crossing(knob, b, counts, target, increasing, log_knob) for b in boot]
-    )
     alpha = (1.0 - confidence) / 2.0
-    inside = np.isfinite(crossings)
-    if np.isfinite(point):
-        finite_or_inf = crossings[~np.isnan(crossings)]  # +-inf: reached outside the range
-        low, high = np.quantile(finite_or_inf, [alpha, 1.0 - alpha], method="inverted_cdf")
-    else:
+    low, high, share = _crossing_interval(knob, boot, counts, target, increasing, log_knob, alpha)
+    if not np.isfinite(point):
         point, low, high = np.nan, np.nan, np.nan
     mean_low, mean_high = np.nanquantile(boot, [alpha, 1.0 - alpha], axis=0)
     return DoseResponse(
@@ -263,23 +258,36 @@ def dose_response(
         crossing=float(point),
         crossing_low=float(low),
         crossing_high=float(high),
-        crossing_share=float(inside.mean()),
+        crossing_share=share,
         n_boot=n_boot,
         confidence=confidence,
     )
 
 
-def _boot_crossing(
+def _crossing_interval(
     knob: np.ndarray,
-    mean: np.ndarray,
+    boot: np.ndarray,
     counts: np.ndarray,
     target: float,
     increasing: bool,
     log_knob: bool,
-) -> float:
-    """The crossing of one bootstrap resample's refit; NaN if too few levels kept a score."""
-    ok = np.isfinite(mean)
-    if ok.sum() < 2:
-        return np.nan
-    unique, fitted = isotonic_fit(knob[ok], mean[ok], counts[ok], increasing)
-    return crossing(unique, fitted, target, increasing, log_knob)
+    alpha: float,
+) -> tuple[float, float, float]:
+    """Percentile interval of the refitted crossing over bootstrap means ``boot`` (B, L).
+
+    A fit past the target everywhere counts as ``-inf``, one short of it everywhere as ``inf``
+    (the crossing lies outside the swept range); resamples that kept fewer than 2 levels with a
+    score are left out. Returns ``(low, high, share crossing inside the range)``.
+    """
+    crossings = np.full(len(boot), np.nan)
+    for b, mean in enumerate(boot):
+        ok = np.isfinite(mean)
+        if ok.sum() >= 2:
+            unique, fitted = isotonic_fit(knob[ok], mean[ok], counts[ok], increasing)
+            crossings[b] = crossing(unique, fitted, target, increasing, log_knob)
+    share = float(np.isfinite(crossings).mean())
+    kept = crossings[~np.isnan(crossings)]
+    if kept.size == 0:
+        return np.nan, np.nan, share
+    low, high = np.quantile(kept, [alpha, 1.0 - alpha], method="inverted_cdf")
+    return float(low), float(high), share

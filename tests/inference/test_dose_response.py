@@ -113,3 +113,11 @@ def test_isotonic_fit_pools_violators_with_their_weights():
     )
     np.testing.assert_array_equal(unique, knob)
     np.testing.assert_allclose(fitted, [0.1, 0.35, 0.35, 0.9])
+
+
+def test_a_crossing_at_the_edge_of_the_range_gets_an_open_interval():
+    curve = dose_response(KNOB, _scores(0.05, 3, seed=9), 0.51)  # true crossing at knob 0.2
+    assert 0.0 < curve.crossing < 1.0
+    assert curve.crossing_low == -np.inf  # many resamples are past 0.51 already at knob 0
+    assert 0.0 < curve.crossing_high < 1.5
+    assert 0.3 < curve.crossing_share < 0.95

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import yaml
@@ -225,3 +226,12 @@ def test_sweeps_given_outside_the_ladder_are_refused(tmp_path):
     raw = _study([FULL]) | {"sweeps": [DATA_SWEEP["sweep"]]}
     with pytest.raises(ValueError, match=r"generates levels \['data-100'.* that the ladder lacks"):
         StudyConfig.model_validate(raw)
+
+
+def test_the_readme_sweep_example_loads(tmp_path):
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Sweeps and dose-response") :]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = _load(tmp_path, yaml.safe_load(block)["ladder"])
+    assert len(config.ladder) == 13 and config.ladder[-1].name == "noise-0p8"
+    assert config.ladder[-1].simplification == pytest.approx(2.8)
