@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import matplotlib
 
@@ -296,3 +297,31 @@ def cost_quality_frontier(
 
 def _unit(rows: pd.DataFrame) -> str:
     return str((rows["unit"] if "unit" in rows else rows["level"]).iloc[0])
+
+
+def dose_response_curve(curve: Any, knob: str, label: str) -> bytes:
+    """Per-level means with bootstrap intervals against the knob, the isotonic fit, the target
+    and the crossing with its interval."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=_DPI)
+    ax.errorbar(
+        curve.knob,
+        curve.mean,
+        yerr=np.vstack([curve.mean - curve.low, curve.high - curve.mean]).clip(min=0),
+        fmt="o",
+        capsize=3,
+        label=f"levels ({curve.confidence:.0%} bootstrap intervals)",
+    )
+    ax.plot(curve.knob, curve.fitted, "k-", lw=1, label="isotonic fit")
+    ax.axhline(curve.target, color="C2", ls=":", label=f"quality target {curve.target:g}")
+    if np.isfinite(curve.crossing):
+        low = curve.crossing_low if np.isfinite(curve.crossing_low) else curve.knob.min()
+        high = curve.crossing_high if np.isfinite(curve.crossing_high) else curve.knob.max()
+        ax.axvspan(low, high, color="C3", alpha=0.15, label="crossing interval")
+        ax.axvline(curve.crossing, color="C3", ls="--", label=f"crossing {curve.crossing:.3g}")
+    if (curve.knob > 0).all() and curve.knob.max() / curve.knob.min() > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(knob)
+    ax.set_ylabel(label, fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _png(fig)

@@ -149,6 +149,7 @@ def write_report(
     page = _Page(figures_dir)
     summary: list[str] = []
     _quality_sections(page, data, summary)
+    summary += _dose_response_section(page, data, quality_score, quality_target)
     summary += _cost_section(page, table, quality_score, quality_target)
     summary.append(_reference_sentence(data))
     if data.losses:
@@ -236,6 +237,33 @@ def _quality_sections(page: _Page, data: ReportData, summary: list[str]) -> None
             figures.coverage_curves(data.scores),
             "expected coverage against credibility (diagonal: calibrated)",
         )
+
+
+def _dose_response_section(
+    page: _Page, data: ReportData, quality_score: str, quality_target: float
+) -> list[str]:
+    """One curve per sweep of the config: the first method's score against the knob."""
+    spec = score_spec(quality_score)
+    sentences = []
+    for sweep, (knob, curve) in data.dose_response.items():
+        page.heading(
+            f"Dose-response: {quality_score} against {knob} (sweep {sweep!r})",
+            "Means over replicates and observations with bootstrap intervals, an isotonic fit "
+            "(monotone, no shape assumed), and where it crosses the quality target.",
+        )
+        page.figure(
+            f"dose_response_{sweep}", figures.dose_response_curve(curve, knob, spec.label), ""
+        )
+        if np.isfinite(curve.crossing):
+            sentences.append(
+                f"Sweep {sweep!r}: {quality_score} crosses {quality_target:g} at {knob} = "
+                f"{curve.crossing:.3g} ({curve.confidence:.0%} interval {curve.crossing_low:.3g}"
+                f" to {curve.crossing_high:.3g}; {curve.crossing_share:.0%} of bootstrap fits "
+                "cross)."
+            )
+        else:
+            sentences.append(f"Sweep {sweep!r}: {quality_score} never crosses {quality_target:g}.")
+    return sentences
 
 
 def _cost_section(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,9 @@ class ReportData:
     """Smallest effective sample size of an MCMC (likelihood) reference."""
     losses: list[str] = field(default_factory=list)
     """One sentence per stage that lost rows: how many, of how many, and why."""
+    dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
+    ``report.quality_score`` for the NPE units."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -193,6 +197,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         floor,
         **diagnostics,
         losses=_losses(layout, errors),
+        dose_response=_dose_responses(config, scores),
     )
 
 
@@ -222,3 +227,34 @@ def _losses(layout: StudyLayout, errors: dict[str, xr.Dataset]) -> list[str]:
                 "non-finite simulations, left out of the comparison)"
             )
     return lines
+
+
+def _dose_responses(
+    config: StudyConfig, scores: dict[str, xr.Dataset]
+) -> dict[str, tuple[str, Any]]:
+    """Each sweep's dose-response of the quality score (the NPE units of its levels)."""
+    from inference.dose_response import dose_response
+    from pipelines.sweeps import knob_values
+
+    name = config.report.quality_score
+    curves = {}
+    for sweep in config.sweeps:
+        values = knob_values(sweep)
+        levels = [level for level in values if level in scores and name in scores[level]]
+        if len(levels) < 4:
+            continue  # a trend from fewer than 4 levels is not stated
+        blocks = [scores[level][name].squeeze("level", drop=True) for level in levels]
+        per_level = np.stack([_replicate_by_observation(block) for block in blocks])
+        knob = np.array([values[level] for level in levels], dtype=float)
+        curve = dose_response(knob, per_level, config.report.quality_target, seed=config.seed)
+        curves[sweep.name] = (sweep.knob, curve)
+    return curves
+
+
+def _replicate_by_observation(values: xr.DataArray) -> np.ndarray:
+    """A score as ``(replicate, observation)``: observation-wise scores kept, others averaged."""
+    other = [d for d in values.dims if d not in ("replicate", "observation")]
+    values = values.astype(float).mean(dim=other) if other else values.astype(float)
+    if "observation" not in values.dims:
+        values = values.expand_dims(observation=[0], axis=-1)
+    return values.transpose("replicate", "observation").values
