@@ -56,6 +56,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "nle": "inference.nle:NLEMethod",
     "nre": "inference.nre:NREMethod",
     "emulator_likelihood": "inference.likelihood_mcmc:EmulatorLikelihoodMethod",
+    "nnpe": "inference.nnpe:NNPEMethod",
 }
 
 
