@@ -57,6 +57,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "nre": "inference.nre:NREMethod",
     "emulator_likelihood": "inference.likelihood_mcmc:EmulatorLikelihoodMethod",
     "nnpe": "inference.nnpe:NNPEMethod",
+    "rnpe": "inference.rnpe:RNPEMethod",
 }
 
 
