@@ -58,6 +58,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "emulator_likelihood": "inference.likelihood_mcmc:EmulatorLikelihoodMethod",
     "nnpe": "inference.nnpe:NNPEMethod",
     "rnpe": "inference.rnpe:RNPEMethod",
+    "mmd_npe": "inference.mmd_npe:MMDNPEMethod",
 }
 
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from inference import (
     MCMCSettings,
+    MethodContext,
     MethodSettings,
     Posterior,
     c2st,
@@ -33,7 +34,7 @@ from inference import (
 )
 from inference.nnpe import noisy_outputs
 from inference.spike_slab import SpikeSlab
-from simulators import make_simulator
+from simulators import ConfigError, make_simulator
 
 SIM = make_simulator("ward_gaussian", dgp_variance=5.0)
 N_TRAIN = 2000
@@ -54,8 +55,11 @@ def _pairs() -> tuple[np.ndarray, np.ndarray]:
 
 
 THETA, X = _pairs()
-THETA0 = SIM.prior.sample(np.random.default_rng(5), K)
-X_OBS = SIM.simulate_dgp(THETA0, np.arange(K, dtype=np.uint64) + 10**6)
+# MMD-regularised NPE sees N_OBSERVED observations at training time; the first K are scored.
+N_OBSERVED = 100
+THETA0 = SIM.prior.sample(np.random.default_rng(5), N_OBSERVED)
+OBSERVED = SIM.simulate_dgp(THETA0, np.arange(N_OBSERVED, dtype=np.uint64) + 10**6)
+THETA0, X_OBS = THETA0[:K], OBSERVED[:K]
 
 
 def _scores(posterior: Posterior, name: str, n: int = 300) -> dict[str, float]:
@@ -165,3 +169,38 @@ def test_rnpe_file_loads_as_rnpe_with_identical_draws(rnpe, tmp_path: Path) -> N
     )
     with pytest.raises(ValidationError):
         get_method("rnpe").options(SETTINGS.model_copy(update={"options": {"rnpe": {"x": 1}}}))
+
+
+def _mmd_npe(weight: float, epochs: int = 80, x_obs: np.ndarray = OBSERVED) -> Posterior:
+    settings = SETTINGS.model_copy(
+        update={"max_num_epochs": epochs, "options": {"mmd_npe": {"mmd_weight": weight}}}
+    )
+    context = MethodContext(x_obs=x_obs)
+    return train_posterior("mmd_npe", THETA, X, SIM.prior, settings, seed=0, context=context)
+
+
+@pytest.mark.slow
+def test_mmd_penalty_moves_npe_towards_the_dgp_posterior(npe_scores) -> None:
+    unpenalised = _scores(_mmd_npe(0.0), "mmd_npe lambda=0")
+    robust = _scores(_mmd_npe(10.0), "mmd_npe lambda=10")
+    # The embedding alone does not help; the penalty takes the DGP posterior's cross-entropy
+    # from tens or thousands of nats to a few.
+    assert min(npe_scores["cross"], unpenalised["cross"]) > 30 and robust["cross"] < 10
+    assert robust["at_truth"] > -10 and robust["c2st"] < npe_scores["c2st"] - 0.03
+
+
+def test_mmd_npe_needs_observations_and_they_are_part_of_its_identity(tmp_path: Path) -> None:
+    method = get_method("mmd_npe")
+    with pytest.raises(ConfigError, match="needs them at training time"):
+        train_posterior("mmd_npe", THETA, X, SIM.prior, SETTINGS, seed=0)
+    prints = [
+        method.fingerprint(THETA, X, SIM.prior, SETTINGS, 0, MethodContext(x_obs=obs))
+        for obs in (OBSERVED, OBSERVED[:50], OBSERVED)
+    ]
+    assert prints[0] != prints[1] and prints[0] == prints[2]
+    posterior = _mmd_npe(10.0, epochs=3, x_obs=OBSERVED[:20])
+    posterior.save(tmp_path / "mmd.pt")
+    loaded = load_posterior(tmp_path / "mmd.pt", SIM.prior)
+    assert loaded.method == "mmd_npe" and posterior.training.epochs == 3
+    assert np.array_equal(loaded.sample(X_OBS[0], 50, 7), posterior.sample(X_OBS[0], 50, 7))
+    assert np.array_equal(loaded.log_prob(THETA0, X_OBS), posterior.log_prob(THETA0, X_OBS))
