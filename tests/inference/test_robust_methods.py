@@ -76,6 +76,18 @@ def _scores(posterior: Posterior, name: str, n: int = 300) -> dict[str, float]:
     return found
 
 
+def test_the_robust_methods_are_registered_with_their_options() -> None:
+    from inference import available_methods
+
+    assert {"nnpe", "rnpe", "mmd_npe"} <= set(available_methods())
+    for name in ("nnpe", "rnpe", "mmd_npe"):
+        method = get_method(name)
+        assert method.name == name and method.options_model is not None
+        assert "20" in method.description  # cites its paper's year
+        assert method.options(SETTINGS) is not None
+    assert get_method("nnpe").amortised and not get_method("rnpe").amortised
+
+
 @pytest.fixture(scope="module")
 def npe_scores() -> dict[str, float]:
     return _scores(train_posterior("npe", THETA, X, SIM.prior, SETTINGS, seed=0), "npe")
