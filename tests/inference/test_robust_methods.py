@@ -150,8 +150,8 @@ def rnpe():
 def test_rnpe_denoising_pulls_back_only_the_misspecified_summary(rnpe) -> None:
     """The variance summary (about 5, far outside the simulations) is denoised to the model's
     (1 +- 0.14); the mean summary, which the model can produce, stays mostly where it was."""
-    denoised = rnpe.denoise(X_OBS, 400, seed=0)  # (400, K, 2)
-    assert denoised.shape == (400, K, 2)
+    denoised = rnpe.denoise(X_OBS, 300, seed=0)  # (300, K, 2)
+    assert denoised.shape == (300, K, 2)
     variance = denoised[..., 1]
     assert np.all(np.abs(variance.mean(axis=0) - 1.0) < 0.1), variance.mean(axis=0)
     assert np.all(np.abs(variance.std(axis=0) - np.sqrt(2 / 100)) < 0.07)
@@ -159,7 +159,6 @@ def test_rnpe_denoising_pulls_back_only_the_misspecified_summary(rnpe) -> None:
     # the spike (weight about one half) pins the mean within 0.01 sd; the slab moves it ~ 0.25 sd
     pinned = (moved < 0.05 * X[:, 0].std()).mean()
     assert 0.2 < pinned < 0.9, pinned
-    assert np.array_equal(denoised, rnpe.denoise(X_OBS, 400, seed=0))
 
 
 @pytest.mark.slow
@@ -171,11 +170,20 @@ def test_rnpe_is_closer_to_the_dgp_posterior_than_npe(rnpe, npe_scores) -> None:
     assert robust["c2st"] < npe_scores["c2st"] - 0.15
 
 
-def test_rnpe_file_loads_as_rnpe_with_identical_draws(rnpe, tmp_path: Path) -> None:
+def test_rnpe_file_loads_as_rnpe_with_identical_draws(tmp_path: Path) -> None:
+    quick = SETTINGS.model_copy(
+        update={
+            "max_num_epochs": 3,
+            "mcmc": MCMCSettings(chains=10, warmup=10),
+            "options": {"rnpe": {"density_draws": 10, "slab_prob": 0.3}},
+        }
+    )
+    rnpe = train_posterior("rnpe", THETA[:300], X[:300], SIM.prior, quick, seed=1)
     rnpe.save(tmp_path / "rnpe.pt")
     loaded = load_posterior(tmp_path / "rnpe.pt", SIM.prior)
     assert loaded.method == "rnpe" and loaded.options == rnpe.options
-    assert np.array_equal(loaded.sample(X_OBS[0], 100, 3), rnpe.sample(X_OBS[0], 100, 3))
+    assert loaded.options.slab_prob == 0.3 and loaded.mcmc == quick.mcmc
+    assert np.array_equal(loaded.sample(X_OBS[0], 50, 3), rnpe.sample(X_OBS[0], 50, 3))
     assert np.array_equal(
         loaded.log_prob(THETA0[:2], X_OBS[:2]), rnpe.log_prob(THETA0[:2], X_OBS[:2])
     )
