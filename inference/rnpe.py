@@ -58,6 +58,10 @@ __all__ = ["RNPEMethod", "RNPEOptions", "RNPEPosterior"]
 
 # Chains sampled in one vectorised call (observations x chains per observation).
 _CHAINS_PER_CALL = 4096
+# sbi's slice sampler opens its brackets this wide (MCMCPosterior does not pass another width),
+# so the chains run on z-scored summaries divided by slab_scale / _SLICE_START_WIDTH: a first
+# bracket as wide as the slab. On raw z-scores a bracket needs ~25 step-outs to span the slab.
+_SLICE_START_WIDTH = 0.01
 
 
 class RNPEOptions(SpikeSlab):
@@ -144,7 +148,7 @@ class RNPEPosterior:
         fingerprint: str | None = None,
     ) -> None:
         from sbi.inference import MCMCPosterior
-        from torch.distributions.transforms import IndependentTransform, identity_transform
+        from torch.distributions.transforms import AffineTransform, IndependentTransform
 
         self.npe, self.flow = npe, flow.eval()
         self.prior, self.x_dim, self.training = npe.prior, npe.x_dim, npe.training
@@ -157,7 +161,9 @@ class RNPEPosterior:
             self._sampler = MCMCPosterior(
                 self._potential,
                 proposal=self.flow(),
-                theta_transform=IndependentTransform(identity_transform, 1),
+                theta_transform=IndependentTransform(
+                    AffineTransform(0.0, _SLICE_START_WIDTH / options.slab_scale), 1
+                ),
                 method=mcmc.sampler,
                 thin=mcmc.thin,
                 warmup_steps=mcmc.warmup,
