@@ -56,6 +56,9 @@ BUILTIN_METHODS: dict[str, str] = {
     "nle": "inference.nle:NLEMethod",
     "nre": "inference.nre:NREMethod",
     "emulator_likelihood": "inference.likelihood_mcmc:EmulatorLikelihoodMethod",
+    "nnpe": "inference.nnpe:NNPEMethod",
+    "rnpe": "inference.rnpe:RNPEMethod",
+    "mmd_npe": "inference.mmd_npe:MMDNPEMethod",
 }
 
 

@@ -47,6 +47,8 @@ def train_npe(
     progress: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: float = 1.0,
+    method: str = "npe",
+    builder: Any = None,
 ) -> NPEPosterior:
     """Train single-round NPE on simulated pairs drawn from ``prior``.
 
@@ -68,6 +70,12 @@ def train_npe(
         A folder for resumable training state (:func:`inference.sbi_training.train_network`).
     checkpoint_every : float
         Least number of seconds between two saved states.
+    method : str
+        The registered method name recorded in the posterior (``"npe"``, or a variant such as
+        ``"nnpe"`` that trains NPE on transformed pairs), so its file loads with that method.
+    builder : callable, optional
+        The network builder; default ``network_builder(settings, "posterior")``. A variant
+        passes its own to fix the input standardisation (NNPE takes it from the clean ``x``).
 
     Returns
     -------
@@ -86,13 +94,13 @@ def train_npe(
     trained = train_network(
         NPE,
         "density_estimator",
-        network_builder(network_settings, "posterior"),
+        builder or network_builder(network_settings, "posterior"),
         theta,
         x,
         prior,
         network_settings,
         seed=seed,
-        method="npe",
+        method=method,
         progress=progress,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
@@ -106,6 +114,7 @@ def train_npe(
         x_dim=trained.x_dim,
         training=trained.training,
         fingerprint=trained.fingerprint,
+        method=method,
     )
 
 
@@ -125,9 +134,11 @@ class NPEPosterior:
     training : TrainingInfo
     fingerprint : str, optional
         Digest of the inputs it was trained from; saved with it.
+    method : str
+        The registered method that trained it (``"npe"``, ``"nnpe"``, ``"mmd_npe"``): saved in
+        its file, so :func:`inference.load_posterior` rebuilds it with that method.
     """
 
-    method = "npe"
     normalised = True
 
     def __init__(
@@ -139,7 +150,9 @@ class NPEPosterior:
         x_dim: int,
         training: TrainingInfo,
         fingerprint: str | None = None,
+        method: str = "npe",
     ) -> None:
+        self.method = method
         self.posterior = posterior
         self.network_settings = settings
         self.settings: dict[str, Any] = settings.model_dump()
@@ -156,7 +169,8 @@ class NPEPosterior:
 
     def __repr__(self) -> str:
         return (
-            f"NPEPosterior({self.network_settings.density_estimator}, params={self.prior.names}, "
+            f"NPEPosterior({self.method}, {self.network_settings.density_estimator}, "
+            f"params={self.prior.names}, "
             f"x_dim={self.x_dim}, n_train={self.training.n_train}, "
             f"epochs={self.training.epochs})"
         )
@@ -387,4 +401,5 @@ class NPEMethod(InferenceMethod):
             x_dim=int(payload["x_dim"]),
             training=training,
             fingerprint=payload.get("fingerprint"),
+            method=self.name,
         )
