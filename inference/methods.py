@@ -115,6 +115,9 @@ class InferenceMethod(ABC):
         likelihood, and the pairs are not used).
     needs_likelihood : bool
         Whether it needs ``context.likelihood``.
+    needs_observations : bool
+        Whether training needs the observed data (``context.x_obs``), as robust methods that
+        adapt to the observations do.
     amortised : bool
         Whether sampling at a new observation is cheap (no MCMC): scores over many test pairs
         use fewer pairs for methods that are not.
@@ -126,6 +129,7 @@ class InferenceMethod(ABC):
     description: ClassVar[str]
     trains: ClassVar[bool] = True
     needs_likelihood: ClassVar[bool] = False
+    needs_observations: ClassVar[bool] = False
     amortised: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel] | None] = None
 

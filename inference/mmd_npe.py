@@ -84,6 +84,7 @@ class MMDNPEMethod(NPEMethod):
     """NPE with a learned embedding whose simulations are pulled towards the observations."""
 
     name: ClassVar[str] = "mmd_npe"
+    needs_observations: ClassVar[bool] = True
     description: ClassVar[str] = (
         "MMD-regularised NPE (Huang et al. 2023): robust learned summaries; needs the "
         "observations at training time"

@@ -14,6 +14,7 @@ Tasks receive the pieces of the config they read (settings, paths, seeds), not t
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,11 @@ def train_replicates(
     outs: list[Path],
     seed: int,
     likelihood: LikelihoodSource,
+    x_obs: np.ndarray | None = None,
 ) -> None:
     """Train one posterior per path in ``outs`` on the valid pairs of ``store``.
+
+    ``x_obs`` ``(n_obs, d)``: the study's observations, for methods that train on them.
 
     A killed run called again keeps the posteriors it finished and resumes the one it was
     training (:func:`~inference.methods.train_posterior_to`).
@@ -79,7 +83,7 @@ def train_replicates(
     from inference.methods import train_posterior_to  # sbi's trainers: only where they run
 
     theta, x, _ = load_pairs(store, limit=limit)
-    context = likelihood.context()
+    context = dataclasses.replace(likelihood.context(), x_obs=x_obs)
     for index, out in enumerate(outs):
         train_posterior_to(
             out, method, theta, x, prior, settings, seed=child_seed(seed, index), context=context

@@ -110,7 +110,9 @@ def _method_key(config: StudyConfig, method: str) -> str:
     settings = config.inference.method_settings
     relevant = get_method(method).relevant_settings(settings)
     options = settings.options.get(method, {})
-    return digest(method, relevant, options, config.inference.replicates)
+    # a method trained on the observations depends on how they are made
+    observed = config.scores.observation_model if get_method(method).needs_observations else None
+    return digest(method, relevant, options, config.inference.replicates, observed)
 
 
 def _level_digests(
@@ -334,7 +336,11 @@ def infer(
         limit = config.budgets.emulated_runs if unit.level is None else None
         outs = [layout.level(unit.name).replicate_posterior(i) for i in replicates]
         seed = stage_seed(config.seed, unit.method, name)
-        return (unit.method, settings, prior, store, limit, outs, seed, _likelihood(unit))
+        x_obs = None
+        if get_method(unit.method).needs_observations:
+            observation_seed = stage_seed(config.seed, "observation-model")
+            x_obs = scoring.observations(config.scores, layout, observation_seed).x
+        return (unit.method, settings, prior, store, limit, outs, seed, _likelihood(unit), x_obs)
 
     def _likelihood(unit: Unit) -> LikelihoodSource:
         stand_in = "" if unit.level is None else _level_digests(config, unit.level)["emulate"]
