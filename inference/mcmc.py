@@ -32,6 +32,7 @@ __all__ = ["LikelihoodPotential", "SampledPosterior"]
 
 # Chains sampled in one vectorised call (observations x chains per observation).
 _CHAINS_PER_CALL = 4096
+_DRAWS_PER_CHAIN = 25
 
 
 def _potential_base() -> type:
@@ -165,13 +166,17 @@ class SampledPosterior:
     def sample_batched(self, x: np.ndarray, n: int, seed: int) -> np.ndarray:
         """Draw ``n`` samples at every row of ``x`` ``(batch, x_dim)``: ``(n, batch, theta_dim)``.
 
+        Each row gets ``min(mcmc.chains, n // 25)`` chains (at least one).
+
         Rows are sampled in groups whose chains fit one vectorised call, each group seeded from
         ``(seed, group index)``.
         """
         x = check_observations(x, self.x_dim, "x")
         n = check_count(n, "n")
         seed = check_seed(seed)
-        chains = max(1, min(self.mcmc.chains, n))
+        # at least _DRAWS_PER_CHAIN draws per chain: for a few hundred draws at each of many
+        # held-out pairs, fewer chains cost fewer warm-ups (the bulk of the work)
+        chains = max(1, min(self.mcmc.chains, n // _DRAWS_PER_CHAIN))
         rows = max(1, _CHAINS_PER_CALL // chains)
         pieces = []
         for index, start in enumerate(range(0, len(x), rows)):
