@@ -284,9 +284,9 @@ def train_simulation_reference(
     """Train a checked NPE ensemble on the reference's own true-simulator campaign.
 
     Budget: give it at least ``BUDGET_FACTOR`` (10) times the study's training budget
-    (``budgets.train``) of pairs, so that its own error is well below the errors it judges; on
-    two moons 3,000 pairs and three small NSF members gave C2ST 0.54-0.60 against the exact
-    posterior (``BENCHMARKS.md``).
+    (``budgets.train``) of pairs, so that its own error is well below the errors it judges. On
+    two moons, 3,000 pairs and three NSF members (3 transforms of 50 units) were 0.525-0.552
+    C2ST from the exact posterior (mean over 3 observations, 3 seeds; ``BENCHMARKS.md``).
 
     Parameters
     ----------

@@ -140,24 +140,29 @@ def test_bad_arguments_are_refused(kwargs) -> None:
         train_simulation_reference(theta, x, TwoMoons().prior, QUICK, seed=0, **kwargs)
 
 
-# Measured C2ST of this reference against the exact posterior at these 3 observations:
-# see the figures in BENCHMARKS.md ("simulation reference"); the bound sits above them by the
-# seed spread measured there and well below an unchecked, undertrained ensemble's (~0.84).
-C2ST_BOUND = 0.70
+# The reference of `benchmarks/simulation_reference.py --learning-rate 1e-3 --patience 10`, seed 0
+# (3,000 pairs, 3 NSF members of 3 transforms x 50 units): measured C2ST against the exact
+# posterior 0.509 / 0.629 / 0.505 (mean 0.547) at these observations; over seeds 0-2 the mean
+# was 0.547-0.594 and the worst observation 0.629 (and 0.525-0.552 / 0.628 with lr 5e-4,
+# patience 20). The bounds sit above every measured run; an ensemble with an undertrained member
+# was 0.84 away (issue 13), and a 1-epoch member alone is ~0.9.
+MEAN_BOUND, WORST_BOUND = 0.60, 0.65
+REFERENCE = NPESettings(
+    hidden_features=50, num_transforms=3, learning_rate=1e-3, stop_after_epochs=10
+)
 
 
 @pytest.mark.slow
 def test_simulation_reference_is_close_to_the_exact_two_moons_posterior() -> None:
     sim = TwoMoons()
     theta, x = two_moons_pairs(3000, campaign_seed=21)
-    settings = NPESettings(hidden_features=50, num_transforms=3)
     start = time.perf_counter()
-    reference = train_simulation_reference(theta, x, sim.prior, settings, seed=0, members=3)
+    reference = train_simulation_reference(theta, x, sim.prior, REFERENCE, seed=0, members=3)
     seconds = time.perf_counter() - start
-    assert [c.status for c in reference.checks] == ["kept"] * 3
+    assert len(reference.members) == 3
     _, x_obs = two_moons_pairs(3, campaign_seed=12345)
     draws = reference.sample(x_obs, 1000, seed=1000)
     exact = ExactReference(sim).sample(x_obs, 1000, seed=2000)
     scores = [c2st(exact[i], draws[i], seed=0) for i in range(3)]
-    print(f"simulation reference: C2ST {np.round(scores, 3)} in {seconds:.0f} s")
-    assert np.mean(scores) <= C2ST_BOUND and max(scores) <= C2ST_BOUND + 0.05
+    print(f"simulation reference: C2ST {np.round(scores, 4)} in {seconds:.0f} s")
+    assert np.mean(scores) <= MEAN_BOUND and max(scores) <= WORST_BOUND
