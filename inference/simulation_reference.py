@@ -249,7 +249,13 @@ def _check_members(
     tolerance: float,
     min_spread: float,
 ) -> tuple[list[NPEPosterior], list[MemberCheck]]:
-    """Train every member, retrain the flagged ones once, drop those flagged again."""
+    """Train every member, retrain the flagged ones once, drop those flagged again.
+
+    Raises
+    ------
+    ReferenceRefused
+        If fewer than 2 members are kept.
+    """
     first = [run(i, 0) for i in range(members)]
     centre, spread = robust_spread([check.best_validation_loss for _, check in first], min_spread)
     kept: list[NPEPosterior] = []
@@ -265,6 +271,15 @@ def _check_members(
         checks.append(replace(check, status="dropped", reason=reason) if reason else check)
         if not reason:
             kept.append(posterior)
+    if len(kept) < 2:
+        failed = [f"member {c.member} (seed {c.seed}): {c.reason}" for c in checks if c.reason]
+        raise ReferenceRefused(
+            f"only {len(kept)} of {members} reference members passed the training check "
+            f"(a simulation reference needs 2): "
+            + "; ".join(failed)
+            + ". Give the members more epochs (max_num_epochs), more pairs, or other settings",
+            diagnostics=checks,
+        )
     return kept, checks
 
 
@@ -337,15 +352,6 @@ def train_simulation_reference(
         return posterior, _record(member, attempt, run_seed, posterior)
 
     kept, checks = _check_members(run, members, tolerance, min_spread)
-    if len(kept) < 2:
-        failed = [f"member {c.member} (seed {c.seed}): {c.reason}" for c in checks if c.reason]
-        raise ReferenceRefused(
-            f"only {len(kept)} of {members} reference members passed the training check "
-            f"(a simulation reference needs 2): "
-            + "; ".join(failed)
-            + ". Give the members more epochs (max_num_epochs), more pairs, or other settings",
-            diagnostics=checks,
-        )
     return SimulationReference(
         kept, checks, n_pairs=len(theta), seconds=time.perf_counter() - start
     )
