@@ -199,7 +199,9 @@ class SamplesReference:
                 f"observations, but {x_obs.shape[0] if x_obs.ndim else 1} were given; give "
                 "the observations these draws were made at, in the same order"
             )
-        if self.x_obs is not None and not np.allclose(x_obs, self.x_obs):
+        if self.x_obs is not None and (
+            x_obs.shape != self.x_obs.shape or not np.allclose(x_obs, self.x_obs)
+        ):
             raise ConfigError(
                 f"the observations given differ from those the reference samples from "
                 f"{self.source or 'an array'} were made at; use those observations"

@@ -110,6 +110,8 @@ def test_reference_samples_round_trip_and_serve_the_first_draws(tmp_path, suffix
         reference.sample(x_obs[:2], 10, seed=0)
     with pytest.raises(ConfigError, match="differ from those"):
         reference.sample(x_obs + 1, 10, seed=0)
+    with pytest.raises(ConfigError, match="differ from those"):
+        reference.sample(x_obs[:, :2], 10, seed=0)
 
 
 def refused(path: Path, *fragments: str) -> None:
