@@ -300,8 +300,10 @@ def train_simulation_reference(
 
     Budget: give it at least ``BUDGET_FACTOR`` (10) times the study's training budget
     (``budgets.train``) of pairs, so that its own error is well below the errors it judges. On
-    two moons, 3,000 pairs and three NSF members (3 transforms of 50 units) were 0.525-0.552
-    C2ST from the exact posterior (mean over 3 observations, 3 seeds; ``BENCHMARKS.md``).
+    two moons, 10,000 pairs and three members with ``NPESettings()`` were 0.518 and 0.523 C2ST
+    from the exact posterior (mean over 3 observations, 2 seeds, each observation <= 0.55;
+    about 6 minutes on one core); 3,000 pairs with 3-transform members, 0.525-0.552
+    (``BENCHMARKS.md``).
 
     Parameters
     ----------
