@@ -5,7 +5,9 @@ counts (and drops) observations with non-finite outputs, and passes the rest thr
 :class:`ObservationModel`: ``perfect`` keeps them, ``noise`` adds Gaussian noise of ``scale``
 output standard deviations to every output, and ``contamination`` replaces a ``fraction`` of the
 outputs of each observation by outliers ``scale`` standard deviations away (random sign); seeded,
-so the same observations come back every time.
+so the same observations come back every time. Observations a user brings as a file (CSV, NPY,
+NetCDF, Zarr; optionally with their true parameters) are read by
+:func:`inference.observation_files.read_observations`.
 
 An observation with NaN, of the wrong shape, or whose true parameters lie outside the prior's
 support would otherwise surface far away (a NaN sample, an infinite NLTP); the checks here refuse

@@ -4,7 +4,9 @@ Every comparison at an observation (C2ST, MMD) is against reference draws. A sim
 exact posterior (:class:`simulators.base.ExactPosterior`, e.g. Gaussian linear) gives them
 directly (:class:`ExactReference`). Otherwise :func:`train_reference_ensemble` trains several NPE
 posteriors with different seeds on a high-budget true-simulator store, and the ensemble's draws
-are an equal mixture of its members' (:class:`EnsembleReference`). Its
+are an equal mixture of its members' (:class:`EnsembleReference`; the checked version on a
+campaign of its own is :mod:`inference.simulation_reference`). Draws a user brings from a file
+are a :class:`SamplesReference`. An ensemble's
 :meth:`EnsembleReference.self_agreement` (C2ST between pairs of members) is the noise floor of
 every comparison against it: a score within that floor says nothing.
 """
@@ -12,12 +14,15 @@ every comparison against it: a score within that floor says nothing.
 from __future__ import annotations
 
 import itertools
+import os
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
 from inference.c2st import c2st
 from inference.npe import train_npe
+from inference.observation_files import read_reference_samples
 from inference.observations import check_observations
 from inference.posterior import Posterior
 from inference.seeds import child_seed
@@ -26,7 +31,13 @@ from simulators.base import ExactPosterior
 from simulators.errors import ConfigError
 from simulators.prior import Prior
 
-__all__ = ["Reference", "ExactReference", "EnsembleReference", "train_reference_ensemble"]
+__all__ = [
+    "Reference",
+    "ExactReference",
+    "EnsembleReference",
+    "SamplesReference",
+    "train_reference_ensemble",
+]
 
 
 class Reference(Protocol):
@@ -119,6 +130,88 @@ class EnsembleReference:
                 for o in range(len(x_obs))
             ]
         )
+
+
+class SamplesReference:
+    """Reference draws the user brings, per observation (e.g. from a long MCMC run).
+
+    Parameters
+    ----------
+    draws : (n_obs, n_draws, p)
+        Finite draws; observation ``o`` of every ``sample`` call must be observation ``o`` here.
+    source : str
+        Where they came from (shown in messages and reports).
+    x_obs : (n_obs, d), optional
+        The observations the draws belong to; when given, ``sample`` refuses others.
+    """
+
+    kind = "samples"
+
+    def __init__(
+        self, draws: np.ndarray, source: str = "", x_obs: np.ndarray | None = None
+    ) -> None:
+        draws = np.asarray(draws, dtype=np.float64)
+        if draws.ndim != 3 or 0 in draws.shape or not np.isfinite(draws).all():
+            raise ConfigError(
+                f"reference samples from {source or 'an array'} must be finite, of shape "
+                f"(n_obs, n_draws, p) with none empty, got shape {draws.shape}"
+            )
+        self.draws = draws
+        self.source = source
+        if x_obs is not None:
+            x_obs = np.asarray(x_obs, dtype=np.float64)
+            x_obs = check_observations(x_obs, x_obs.shape[-1] if x_obs.ndim else 0, "x_obs")
+            if len(x_obs) != len(draws):
+                raise ConfigError(
+                    f"{len(x_obs)} observations given for reference samples of {len(draws)} "
+                    f"observations from {source or 'an array'}; give one row per observation"
+                )
+        self.x_obs = x_obs
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        param_names: Sequence[str],
+        x_obs: np.ndarray | None = None,
+    ) -> SamplesReference:
+        """Read draws with :func:`inference.observation_files.read_reference_samples`."""
+        return cls(read_reference_samples(path, param_names), str(path), x_obs)
+
+    def sample(self, x_obs: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """The first ``n`` stored draws at each observation (``seed`` is unused).
+
+        Returns
+        -------
+        draws : (n_obs, n, p)
+
+        Raises
+        ------
+        ConfigError
+            If ``x_obs`` has another number of rows (or other values, when the reference knows
+            its observations), or fewer than ``n`` draws are stored.
+        """
+        n_obs, stored = self.draws.shape[:2]
+        x_obs = np.asarray(x_obs, dtype=np.float64)
+        if x_obs.ndim != 2 or len(x_obs) != n_obs:
+            raise ConfigError(
+                f"the reference samples from {self.source or 'an array'} are for {n_obs} "
+                f"observations, but {x_obs.shape[0] if x_obs.ndim else 1} were given; give "
+                "the observations these draws were made at, in the same order"
+            )
+        if self.x_obs is not None and (
+            x_obs.shape != self.x_obs.shape or not np.allclose(x_obs, self.x_obs)
+        ):
+            raise ConfigError(
+                f"the observations given differ from those the reference samples from "
+                f"{self.source or 'an array'} were made at; use those observations"
+            )
+        if n > stored:
+            raise ConfigError(
+                f"{n} reference draws per observation requested, but {self.source or 'the array'}"
+                f" holds {stored}; ask for at most {stored} or bring more draws"
+            )
+        return self.draws[:, :n].copy()
 
 
 def train_reference_ensemble(
