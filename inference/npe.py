@@ -179,18 +179,8 @@ class NPEPosterior:
         return torch.as_tensor(check_observations(x, self.x_dim, "x"), dtype=torch.float32)
 
     def sample(self, x_o: np.ndarray, n: int, seed: int) -> np.ndarray:
-        """Draw from ``q(theta | x_o)``; the same ``seed`` gives the same draws.
-
-        Parameters
-        ----------
-        x_o : (x_dim,)
-        n : int
-        seed : int
-
-        Returns
-        -------
-        theta : (n, theta_dim) float64
-        """
+        """Draw ``(n, theta_dim)`` from ``q(theta | x_o)``, ``x_o`` ``(x_dim,)``; the same
+        ``seed`` gives the same draws."""
         x_o = check_observation(x_o, self.x_dim)
         x_t = self._x_rows(x_o[None])
         n = check_count(n, "n")
@@ -315,18 +305,9 @@ class NPEPosterior:
     def support_mass(self, x: np.ndarray, n_samples: int = 1000) -> np.ndarray:
         """Fraction of the raw estimator's mass inside the prior's support, per row of ``x``.
 
-        One minus this is the estimator's leakage. It is estimated from ``n_samples`` draws
-        per row, with fixed seeds (chunk ``k`` of rows uses ``child_seed(0, k)``); a count of
-        zero draws inside is raised to one, so the result is at least ``1 / n_samples``.
-
-        Parameters
-        ----------
-        x : (batch, x_dim)
-        n_samples : int
-
-        Returns
-        -------
-        mass : (batch,) float64 in ``[1 / n_samples, 1]``
+        One minus this is the estimator's leakage, estimated from ``n_samples`` draws per row
+        ``(batch, x_dim)`` with fixed seeds; returns ``(batch,)`` in ``[1 / n_samples, 1]``
+        (see :func:`inference.leakage.support_mass`).
         """
         n = check_count(n_samples, "n_samples")
         return support_mass(self.posterior, self._x_rows(x), n, _SAMPLES_PER_CALL)

@@ -53,6 +53,7 @@ def study(tmp_path_factory):
                 },
             ],
             "inference": {
+                "density_estimator": "maf",  # the estimator these bounds were measured with
                 "hidden_features": 16,
                 "num_transforms": 1,
                 "stop_after_epochs": 3,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 EXPECTED_FIGURES = {
     "c2st_vs_level",
     "nltp_vs_level",
-    "sbc_pvalue_vs_level",
+    "sbc_min_pvalue_vs_level",
     "pair_plot",
     "sbc_histograms",
     "coverage_curves",
