@@ -8,6 +8,8 @@ of outputs. A posterior that put mass where the simulator cannot reproduce the d
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from simulators.base import Simulator
@@ -23,7 +25,9 @@ def predictive_distance(
     x_obs: np.ndarray,
     output_std: np.ndarray,
     seed: int,
-) -> np.ndarray:
+    *,
+    with_failures: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Mean scaled distance between true-simulator outputs at posterior draws and each ``x_o``.
 
     Parameters
@@ -43,6 +47,8 @@ def predictive_distance(
     distance : (n_obs,)
         ``mean_s |(x_s - x_o) / output_std| / sqrt(d)`` over draws whose simulation is finite
         (NaN if none is).
+    failed : (n_obs,), with ``with_failures``
+        Share of the draws whose simulation failed, timed out or was not finite.
     """
     draws = np.asarray(draws, dtype=np.float64)
     x_obs = np.asarray(x_obs, dtype=np.float64)
@@ -57,5 +63,8 @@ def predictive_distance(
     x_sim = x_sim.reshape(s, n_obs, -1)
     scale = np.where(np.asarray(output_std) > 0, output_std, 1.0)
     distance = np.linalg.norm((x_sim - x_obs[None]) / scale, axis=-1) / np.sqrt(x_sim.shape[-1])
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(np.where(np.isfinite(distance), distance, np.nan), axis=0)
+    finite = np.isfinite(distance)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an observation with no finite draw
+        mean = np.nanmean(np.where(finite, distance, np.nan), axis=0)
+    return (mean, 1.0 - finite.mean(axis=0)) if with_failures else mean

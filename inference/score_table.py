@@ -112,15 +112,19 @@ def _mmd(context: ScoringContext) -> np.ndarray:
     )
 
 
-def _ppc(context: ScoringContext) -> np.ndarray:
-    n = min(context.n_ppc_samples, context.n_posterior_samples)
-    return predictive_distance(
-        context.simulator,
-        context.draws[:n],
-        context.x_obs,
-        context.x_test.std(axis=0),
-        child_seed(context.seed, 6),
-    )
+def _ppc(context: ScoringContext) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive distance and the share of its simulations lost, per observation (cached)."""
+    if "ppc" not in context.cache:
+        n = min(context.n_ppc_samples, context.n_posterior_samples)
+        context.cache["ppc"] = predictive_distance(
+            context.simulator,
+            context.draws[:n],
+            context.x_obs,
+            context.x_test.std(axis=0),
+            child_seed(context.seed, 6),
+            with_failures=True,
+        )
+    return context.cache["ppc"]
 
 
 def _hpd(context: ScoringContext) -> np.ndarray:
@@ -165,7 +169,16 @@ SCORES: tuple[ScoreSpec, ...] = (
         True,
         in_trends=True,
         requires=("simulator",),
-        compute=_ppc,
+        compute=lambda c: _ppc(c)[0],
+    ),
+    ScoreSpec(
+        "ppc_failed_share",
+        ("observation",),
+        "share of the predictive check's simulations that failed or timed out",
+        None,
+        summary=None,
+        requires=("simulator",),
+        compute=lambda c: _ppc(c)[1],
     ),
     ScoreSpec(
         "support_leakage",

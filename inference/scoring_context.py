@@ -7,7 +7,7 @@ score table (:mod:`inference.score_table`) is a short function of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -60,6 +60,7 @@ class ScoringContext:
     simulator: Simulator | None = None
     n_ppc_samples: int = 100
     n_lc2st_null: int = 30
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def reference_at(self, observation: int) -> np.ndarray:
         """The first ``n_posterior_samples`` reference draws at one observation: ``(n, p)``."""

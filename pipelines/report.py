@@ -157,6 +157,16 @@ def write_report(
     invalid = max((int(ds["n_invalid_test"].max()) for ds in data.scores.values()), default=0)
     if invalid:
         summary.append(f"Held-out pairs dropped from scoring for failed simulations: {invalid}.")
+    lost = [
+        float(ds["ppc_failed_share"].mean())
+        for ds in data.scores.values()
+        if "ppc_failed_share" in ds
+    ]
+    if lost and max(lost) > 0:
+        summary.append(
+            "Posterior predictive checks: up to "
+            f"{max(lost):.1%} of their true-simulator runs failed or timed out (left out)."
+        )
     return _write_page(out_dir, title, table, page, summary)
 
 
