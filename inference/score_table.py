@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 Reduction = Literal["mean", "min", "reject"]
-Requirement = Literal["normalised", "simulator", "support_mass"]
+Requirement = Literal["normalised", "simulator", "support_mass", "truth"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ class ScoreSpec:
         Name of that number in ``scores.csv`` (``<column>_mean``, ``_lo``, ``_hi``).
     requires : tuple of str
         ``normalised`` (a normalised density), ``simulator`` (the true simulator),
-        ``support_mass`` (a posterior that can say how much of its mass leaks out of the prior).
+        ``support_mass`` (a posterior that can say how much of its mass leaks out of the prior),
+        ``truth`` (exact posterior draws besides a reference that is not exact).
     compute : callable or None
         ``compute(context) -> value`` of shape ``dims``; ``None`` when the study computes it.
     """
@@ -92,6 +93,8 @@ class ScoreSpec:
             return False
         if "support_mass" in self.requires and not hasattr(context.posterior, "support_mass"):
             return False
+        if "truth" in self.requires and context.truth is None:
+            return False
         return not ("simulator" in self.requires and context.simulator is None)
 
 
@@ -101,6 +104,19 @@ def _c2st(context: ScoringContext) -> np.ndarray:
     return np.array(
         [
             c2st(context.reference_at(i), context.draws[:, i], child_seed(context.seed, 1, i))
+            for i in range(len(context.x_obs))
+        ]
+    )
+
+
+def _c2st_truth(context: ScoringContext) -> np.ndarray:
+    from inference.c2st import c2st
+
+    truth, n = context.truth, context.n_posterior_samples
+    assert truth is not None  # applies_to checks it
+    return np.array(
+        [
+            c2st(truth[i, :n], context.draws[:, i], child_seed(context.seed, 1, i))
             for i in range(len(context.x_obs))
         ]
     )
@@ -141,6 +157,14 @@ SCORES: tuple[ScoreSpec, ...] = (
         True,
         in_trends=True,
         compute=_c2st,
+    ),
+    ScoreSpec(
+        "c2st_vs_truth",
+        ("observation",),
+        "C2ST vs the exact posterior, where the study's reference is another (checks it)",
+        True,
+        requires=("truth",),
+        compute=_c2st_truth,
     ),
     ScoreSpec(
         "mmd", ("observation",), "MMD² vs reference posterior", True, in_trends=True, compute=_mmd

@@ -52,6 +52,7 @@ def score_posterior(
     n_ppc_samples: int = 100,
     n_lc2st_null: int = 30,
     max_test_pairs: int | None = None,
+    truth_samples: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Compute every score of the score table that applies to one posterior.
 
@@ -66,8 +67,7 @@ def score_posterior(
     theta_test : (N, n_params)
         Prior draws held out from training.
     x_test : (N, n_outputs)
-        Outputs of the true simulator at ``theta_test``; pairs with non-finite values are
-        dropped and counted in ``n_invalid_test``.
+        True-simulator outputs at ``theta_test``; non-finite pairs are counted and dropped.
     n_posterior_samples : int
         Posterior draws per observation for C2ST, MMD and L-C2ST.
     n_sbc_samples : int
@@ -75,12 +75,12 @@ def score_posterior(
     seed : int
         Every random step uses a child seed.
     simulator : Simulator, optional
-        The true simulator; when given, ``ppc_distance`` is computed from ``n_ppc_samples``
-        draws per observation.
+        The true simulator, for ``ppc_distance`` from ``n_ppc_samples`` draws per observation.
     n_ppc_samples, n_lc2st_null : int
     max_test_pairs : int, optional
-        Use only the first this many finite test pairs (for posteriors sampled by MCMC, whose
-        draws at every test pair cost a chain each).
+        Use only the first this many finite test pairs (MCMC-sampled posteriors).
+    truth_samples : (n_obs, n_truth, n_params), optional
+        Exact posterior draws beside another reference: ``c2st_vs_truth`` checks that reference.
 
     Returns
     -------
@@ -95,12 +95,13 @@ def score_posterior(
     context = _context(
         posterior, x_obs, reference_samples, theta_test, x_test, n_posterior_samples, max_test_pairs
     )
-    context.n_sbc_samples, context.seed, context.simulator = (
-        n_sbc_samples,
-        check_seed(seed),
+    context.n_sbc_samples, context.seed = n_sbc_samples, check_seed(seed)
+    context.simulator, context.n_ppc_samples, context.n_lc2st_null = (
         simulator,
+        n_ppc_samples,
+        n_lc2st_null,
     )
-    context.n_ppc_samples, context.n_lc2st_null = n_ppc_samples, n_lc2st_null
+    context.truth = _checked_truth(truth_samples, len(context.x_obs), n_posterior_samples)
     variables = {
         spec.name: (spec.dims, spec.compute(context))  # type: ignore[misc]
         for spec in SCORES
@@ -117,6 +118,15 @@ def score_posterior(
         },
         attrs=_attrs(context),
     )
+
+
+def _checked_truth(truth: np.ndarray | None, n_obs: int, n: int) -> np.ndarray | None:
+    if truth is None:
+        return None
+    truth = np.asarray(truth, dtype=np.float64)
+    if truth.ndim != 3 or len(truth) != n_obs or truth.shape[1] < n:
+        raise ConfigError(f"truth_samples must be (n_obs={n_obs}, >= {n}, p), got {truth.shape}")
+    return truth
 
 
 def _context(

@@ -46,6 +46,8 @@ class ScoringContext:
     n_posterior_samples, n_sbc_samples, n_ppc_samples, n_lc2st_null : int
     seed : int
     simulator : Simulator or None
+    truth : (n_obs, n_truth, p) or None
+        Exact posterior draws, where a study scored against another reference checks it.
     """
 
     posterior: Posterior
@@ -60,6 +62,7 @@ class ScoringContext:
     simulator: Simulator | None = None
     n_ppc_samples: int = 100
     n_lc2st_null: int = 30
+    truth: np.ndarray | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     def reference_at(self, observation: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal, final
+from typing import Literal, TypeVar, final
 
 import numpy as np
 
@@ -38,16 +38,26 @@ from simulators.prior import Prior
 
 __all__ = [
     "BUDGET_FACTOR",
+    "MIN_SPREAD",
+    "Run",
     "MemberCheck",
     "SimulationReference",
     "TrainMember",
+    "check_members",
     "flag_member",
+    "member_seed",
+    "record_member",
     "robust_spread",
     "train_simulation_reference",
 ]
 
+MIN_SPREAD = 0.1
+"""Default floor of the members' loss spread (MAD), in nats per validation pair."""
+
 BUDGET_FACTOR = 10
 """Least ratio of the reference campaign's pairs to the study's training budget."""
+
+T = TypeVar("T")
 
 TrainMember = Callable[..., NPEPosterior]
 """``train_member(theta, x, prior, settings, *, seed, member, attempt) -> NPEPosterior``."""
@@ -213,13 +223,6 @@ def _validate(members: int, tolerance: float, min_spread: float) -> None:
         )
 
 
-def _record(member: int, attempt: int, seed: int, posterior: NPEPosterior) -> MemberCheck:
-    info = posterior.training
-    return MemberCheck(
-        member, attempt, seed, float(info.best_validation_loss), info.epochs, info.converged, "kept"
-    )
-
-
 def robust_spread(losses: list[float], min_spread: float) -> tuple[float, float]:
     """Median of the finite ``losses`` and their median absolute deviation, floored.
 
@@ -243,34 +246,56 @@ def robust_spread(losses: list[float], min_spread: float) -> tuple[float, float]
     return centre, max(float(np.median(np.abs(finite - centre))), float(min_spread))
 
 
-def _check_members(
-    run: Callable[[int, int], tuple[NPEPosterior, MemberCheck]],
+Run = tuple[int, int]  # one training run of the ensemble: (member, attempt)
+
+
+def check_members(
+    run_many: Callable[[list[Run]], list[tuple[T, MemberCheck]]],
     members: int,
     tolerance: float,
     min_spread: float,
-) -> tuple[list[NPEPosterior], list[MemberCheck]]:
+) -> tuple[list[T], list[MemberCheck]]:
     """Train every member, retrain the flagged ones once, drop those flagged again.
+
+    Parameters
+    ----------
+    run_many : callable
+        ``run_many([(member, attempt), ...])`` trains those runs (in any order, e.g. as parallel
+        tasks) and returns ``(trained, check)`` for each, in the order asked; ``trained`` is
+        whatever the caller keeps (a posterior, or the file it was saved to).
+    members, tolerance, min_spread
+        As in :func:`train_simulation_reference`.
+
+    Returns
+    -------
+    kept : list
+        The ``trained`` of the kept runs, by member.
+    checks : list of MemberCheck
+        Every run, with its status.
 
     Raises
     ------
     ReferenceRefused
         If fewer than 2 members are kept.
     """
-    first = [run(i, 0) for i in range(members)]
+    first = run_many([(i, 0) for i in range(members)])
     centre, spread = robust_spread([check.best_validation_loss for _, check in first], min_spread)
-    kept: list[NPEPosterior] = []
+
+    def reason_of(check: MemberCheck) -> str:
+        return flag_member(check.best_validation_loss, check.converged, centre, spread, tolerance)
+
+    flagged = [member for member, (_, check) in enumerate(first) if reason_of(check)]
+    second = dict(zip(flagged, run_many([(member, 1) for member in flagged]), strict=True))
+    kept: list[T] = []
     checks: list[MemberCheck] = []
-    for member, (posterior, check) in enumerate(first):
-        reason = flag_member(check.best_validation_loss, check.converged, centre, spread, tolerance)
-        if reason:
-            checks.append(replace(check, status="retrained", reason=reason))
-            posterior, check = run(member, 1)
-            reason = flag_member(
-                check.best_validation_loss, check.converged, centre, spread, tolerance
-            )
+    for member, (trained, check) in enumerate(first):
+        if member in second:
+            checks.append(replace(check, status="retrained", reason=reason_of(check)))
+            trained, check = second[member]
+        reason = reason_of(check)
         checks.append(replace(check, status="dropped", reason=reason) if reason else check)
         if not reason:
-            kept.append(posterior)
+            kept.append(trained)
     if len(kept) < 2:
         failed = [f"member {c.member} (seed {c.seed}): {c.reason}" for c in checks if c.reason]
         raise ReferenceRefused(
@@ -283,6 +308,19 @@ def _check_members(
     return kept, checks
 
 
+def member_seed(seed: int, member: int, attempt: int) -> int:
+    """The training seed of one run (a retraining's is ``child_seed(seed, member, 1)``)."""
+    return child_seed(seed, member) if attempt == 0 else child_seed(seed, member, 1)
+
+
+def record_member(member: int, attempt: int, seed: int, posterior: NPEPosterior) -> MemberCheck:
+    """The check record of one finished training run (status ``kept`` until judged)."""
+    info = posterior.training
+    return MemberCheck(
+        member, attempt, seed, float(info.best_validation_loss), info.epochs, info.converged, "kept"
+    )
+
+
 def train_simulation_reference(
     theta: np.ndarray,
     x: np.ndarray,
@@ -292,7 +330,7 @@ def train_simulation_reference(
     seed: int,
     members: int = 3,
     tolerance: float = 3.0,
-    min_spread: float = 0.1,
+    min_spread: float = MIN_SPREAD,
     study_budget: int | None = None,
     train_member: TrainMember | None = None,
 ) -> SimulationReference:
@@ -349,11 +387,13 @@ def train_simulation_reference(
     start = time.perf_counter()
 
     def run(member: int, attempt: int) -> tuple[NPEPosterior, MemberCheck]:
-        run_seed = child_seed(seed, member) if attempt == 0 else child_seed(seed, member, 1)
+        run_seed = member_seed(seed, member, attempt)
         posterior = train(theta, x, prior, settings, seed=run_seed, member=member, attempt=attempt)
-        return posterior, _record(member, attempt, run_seed, posterior)
+        return posterior, record_member(member, attempt, run_seed, posterior)
 
-    kept, checks = _check_members(run, members, tolerance, min_spread)
+    kept, checks = check_members(
+        lambda runs: [run(*r) for r in runs], members, tolerance, min_spread
+    )
     return SimulationReference(
         kept, checks, n_pairs=len(theta), seconds=time.perf_counter() - start
     )

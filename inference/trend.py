@@ -14,7 +14,12 @@ from scipy import stats
 
 from simulators.errors import ConfigError
 
-__all__ = ["fit_trend", "score_trends"]
+__all__ = ["MIN_TREND_LEVELS", "fit_trend", "score_trends"]
+
+MIN_TREND_LEVELS = 4
+"""Fewest levels a trend is stated from (three points make any monotone curve look perfect)."""
+
+_BOOTSTRAP = 1000
 
 
 def fit_trend(error: np.ndarray, score: np.ndarray) -> dict[str, float]:
@@ -31,6 +36,8 @@ def fit_trend(error: np.ndarray, score: np.ndarray) -> dict[str, float]:
     trend : dict
         ``spearman_rho``, ``spearman_pvalue``, ``slope``, ``intercept`` and ``n_levels`` (pairs
         used); NaN where fewer than 3 pairs (rho) or 2 distinct errors (slope) remain.
+        ``slope_low`` and ``slope_high``: the 95 % bootstrap interval of the slope over levels
+        (pairs resampled with replacement, fixed seed), NaN below :data:`MIN_TREND_LEVELS`.
     """
     error = np.asarray(error, dtype=np.float64)
     score = np.asarray(score, dtype=np.float64)
@@ -46,6 +53,8 @@ def fit_trend(error: np.ndarray, score: np.ndarray) -> dict[str, float]:
         "slope": np.nan,
         "intercept": np.nan,
         "n_levels": float(len(error)),
+        "slope_low": np.nan,
+        "slope_high": np.nan,
     }
     if len(error) >= 3 and np.ptp(error) > 0 and np.ptp(score) > 0:
         rho = stats.spearmanr(error, score)
@@ -53,7 +62,19 @@ def fit_trend(error: np.ndarray, score: np.ndarray) -> dict[str, float]:
     if len(error) >= 2 and np.ptp(error) > 0:
         slope, intercept = np.polyfit(error, score, 1)
         result["slope"], result["intercept"] = float(slope), float(intercept)
+    if len(error) >= MIN_TREND_LEVELS and np.ptp(error) > 0:
+        result["slope_low"], result["slope_high"] = _bootstrap_slope(error, score)
     return result
+
+
+def _bootstrap_slope(error: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(error), size=(_BOOTSTRAP, len(error)))
+    slopes = [
+        np.polyfit(error[pick], score[pick], 1)[0] for pick in picks if np.ptp(error[pick]) > 0
+    ]
+    low, high = np.percentile(slopes, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def score_trends(scores: xr.Dataset, errors: xr.Dataset) -> xr.Dataset:
@@ -76,7 +97,15 @@ def score_trends(scores: xr.Dataset, errors: xr.Dataset) -> xr.Dataset:
     levels = [level for level in scores["level"].values if level in set(errors["level"].values)]
     score_names = [n for n in scores.data_vars if "level" in scores[n].dims]
     error_names = [n for n in errors.data_vars if "level" in errors[n].dims]
-    fields = ("spearman_rho", "spearman_pvalue", "slope", "intercept", "n_levels")
+    fields = (
+        "spearman_rho",
+        "spearman_pvalue",
+        "slope",
+        "intercept",
+        "n_levels",
+        "slope_low",
+        "slope_high",
+    )
     table = {f: np.full((len(score_names), len(error_names)), np.nan) for f in fields}
     for i, s in enumerate(score_names):
         other = [d for d in scores[s].dims if d != "level"]

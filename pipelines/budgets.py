@@ -119,11 +119,16 @@ def estimate_budgets(config, *, measure: bool = False) -> BudgetEstimate:
     stores = {
         "budgets.train": budgets.train,
         "budgets.test": budgets.test,
-        "budgets.observations": budgets.observations,
+        "budgets.observations": config.n_observations,
         "budgets.emulated": emulated * len(config.ladder),
+        "reference.budget": config.reference_budget,
     }
     disk = {field: rows * (row + LEDGER_BYTES) for field, rows in stores.items()}
-    training = {"budgets.train": budgets.train, "budgets.emulated": emulated}
+    training = {
+        "budgets.train": budgets.train,
+        "budgets.emulated": emulated,
+        "reference.budget": config.reference_budget,
+    }
     memory_field = max(training, key=training.get)
     # the rows at once, a few copies; a campaign's driver holds a status byte per row besides
     memory = training[memory_field] * (row * TRAINING_COPIES + 9)
@@ -137,7 +142,8 @@ def estimate_budgets(config, *, measure: bool = False) -> BudgetEstimate:
         free_disk_bytes=free,
         disk_path=where,
         simulator_core_s=_measured_core_s(
-            config, budgets.train + budgets.test + budgets.observations
+            config,
+            budgets.train + budgets.test + (budgets.observations or 0) + config.reference_budget,
         )
         if measure
         else None,
@@ -182,4 +188,8 @@ def _value(config, field: str) -> int:
     budgets = config.budgets
     if field == "budgets.emulated":
         return budgets.emulated_runs
+    if field == "reference.budget":
+        return config.reference_budget
+    if field == "budgets.observations":
+        return config.n_observations
     return int(getattr(budgets, field.split(".")[1]))

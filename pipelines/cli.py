@@ -54,6 +54,25 @@ OutputDirOption = typer.Option(None, help="Parent folder of the study folder.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs.")
 
 
+def _truth_line(study: StudyConfig) -> str:
+    """What the study scores against: its reference posterior and its observations."""
+    kind = study.reference_kind
+    made = {
+        "exact": "the simulator's exact posterior",
+        "likelihood": "checked MCMC on the simulator's own log-likelihood",
+        "simulation": f"{study.reference.members} checked NPE members on a campaign of its own, "
+        f"{study.reference_budget:,} runs ({study.reference_budget / study.budgets.train:g}x "
+        "budgets.train)",
+        "samples": f"draws from {study.reference.samples}",
+    }[kind]
+    observed = (
+        f"{study.n_observations} simulated at prior draws"
+        if study.observations is None
+        else f"{study.n_observations} from {study.observations.file}"
+    )
+    return f"reference: {kind} ({made}); observations: {observed}"
+
+
 @app.command()
 def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
     """Check a study config, and that its budgets fit this machine, without running anything."""
@@ -69,6 +88,7 @@ def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
     console.print(f"inference methods: {', '.join(study.inference.methods)}")
     for level, method, reason in skipped_units(study):
         console.print(f"  {method} is left out for {level}: {reason}")
+    console.print(_truth_line(study), soft_wrap=True, highlight=False)
     console.print(f"{estimate_budgets(study, measure=True)}", soft_wrap=True, highlight=False)
 
 

@@ -21,6 +21,15 @@ from inference.score_table import quality_scores
 from inference.settings import MethodSettings, NPESettings
 from pipelines.config_errors import describe_errors
 from pipelines.sweeps import Sweep, check_sweeps, pull_sweeps
+from pipelines.truth_settings import (
+    ObservationFile,
+    ReferenceKind,
+    ReferenceSettings,
+    check_reference_samples,
+    read_observation_file,
+    resolve_reference,
+)
+from simulators.base import Simulator
 from simulators.errors import ConfigError
 from simulators.registry import available_simulators, make_simulator, unknown_simulator_message
 
@@ -69,7 +78,12 @@ class Budgets(_Frozen):
     test: int = Field(
         gt=0, description="held-out true-simulator pairs for NLTP, SBC and emulator error"
     )
-    observations: int = Field(gt=0, description="observations at which posteriors are compared")
+    observations: int | None = Field(
+        None,
+        gt=0,
+        description="observations simulated at prior draws, where posteriors are compared "
+        "(or give `observations: FILE` at the top level)",
+    )
     emulated: int | None = Field(None, gt=0, description="emulator runs per level; default: train")
     chunk_size: int = Field(500, gt=0, description="rows per store chunk = per Dask task")
 
@@ -114,16 +128,18 @@ class InferenceSettings(MethodSettings):
         ("npe",), min_length=1, description="registered inference methods (npe, nle, nre, ...)"
     )
     replicates: int = Field(3, gt=0, description="posteriors per level, one per training seed")
-    reference_members: int = Field(
-        3, ge=2, description="ensemble members of a trained reference (simulators without one)"
-    )
-    reference_budget: int | None = Field(
-        None, gt=0, description="true-simulator runs the reference ensemble uses; default: train"
-    )
 
     @model_validator(mode="before")
     @classmethod
     def _one_method(cls, raw: Any) -> Any:
+        moved = {"reference_members": "members", "reference_budget": "budget"}
+        for old, new in moved.items():
+            if isinstance(raw, dict) and old in raw:
+                raise ValueError(
+                    f"inference.{old} moved to the `reference:` section: write `reference: "
+                    f"{{{new}: {raw[old]}}}` (the reference now trains on a campaign of its own, "
+                    "default 10 x budgets.train)"
+                )
         if isinstance(raw, dict) and "method" in raw:
             if "methods" in raw:
                 raise ValueError("give `method: NAME` or `methods: [NAMES]`, not both")
@@ -209,6 +225,10 @@ class StudyConfig(_Frozen):
     cluster: ClusterSettings = ClusterSettings()
     campaign: CampaignSettings = CampaignSettings()
     report: ReportSettings = ReportSettings()
+    reference: ReferenceSettings = ReferenceSettings()
+    observations: ObservationFile | None = Field(
+        None, description="observed outputs from a file (a count goes to budgets.observations)"
+    )
     sweeps: tuple[Sweep, ...] = Field(
         (), description="filled from the ladder's `- sweep: {...}` entries (pipelines/sweeps.py)"
     )
@@ -216,7 +236,20 @@ class StudyConfig(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _expand_sweeps(cls, raw: Any) -> Any:
-        return pull_sweeps(raw)  # `- sweep: {...}` entries become levels before validation
+        raw = pull_sweeps(raw)  # `- sweep: {...}` entries become levels before validation
+        observations = raw.get("observations") if isinstance(raw, dict) else None
+        if isinstance(observations, int) and not isinstance(observations, bool):
+            budgets = dict(raw.get("budgets") or {})
+            if budgets.get("observations", observations) != observations:
+                raise ValueError(
+                    f"observations: {observations} and budgets.observations: "
+                    f"{budgets['observations']} disagree; give the count once"
+                )
+            raw = {**raw, "budgets": {**budgets, "observations": observations}}
+            raw.pop("observations")
+        elif isinstance(observations, (str, Path)):
+            raw = {**raw, "observations": {"file": observations}}
+        return raw
 
     @field_validator("name")
     @classmethod
@@ -262,14 +295,53 @@ class StudyConfig(_Frozen):
             check_ladder(self.ladder, simulator)
         except ConfigError as err:
             raise ValueError(str(err)) from err
-        budget = self.inference.reference_budget
-        if budget is not None and budget > self.budgets.train:
-            raise ValueError(
-                f"inference.reference_budget={budget} exceeds budgets.train="
-                f"{self.budgets.train}: the reference ensemble trains on the training store; "
-                "lower it or raise budgets.train"
-            )
+        self._check_truth(simulator)
         return self
+
+    def _check_truth(self, simulator: Simulator) -> None:
+        if (self.budgets.observations is None) == (self.observations is None):
+            raise ValueError(
+                "give the observations once: a count (`budgets.observations: 10`, simulated at "
+                "prior draws) or a file (`observations: data/observed.csv`)"
+                + ("" if self.observations is None else ", not both")
+            )
+        try:
+            kind = resolve_reference(self.reference, simulator)
+            if self.observations is not None:
+                n_obs = len(read_observation_file(self.observations, simulator).x)
+            if kind == "samples":
+                if self.observations is None:
+                    raise ConfigError(
+                        "reference.kind: samples needs observations from a file (`observations: "
+                        "FILE`): the draws must be for known observations, in the file's order"
+                    )
+                check_reference_samples(self.reference, simulator, n_obs)
+        except ConfigError as err:
+            raise ValueError(str(err)) from err
+
+    @property
+    def reference_kind(self) -> ReferenceKind:
+        """The reference posterior's kind (``auto`` resolved for this study's simulator)."""
+        return resolve_reference(self.reference, make_simulator(**self._simulator_args))
+
+    @property
+    def _simulator_args(self) -> dict[str, Any]:
+        return {"name": self.simulator.name, **self.simulator.settings}
+
+    @property
+    def n_observations(self) -> int:
+        """Observations scored: the count, or the rows of the observation file."""
+        if self.observations is None:
+            return int(self.budgets.observations or 0)
+        simulator = make_simulator(**self._simulator_args)
+        return len(read_observation_file(self.observations, simulator).x)
+
+    @property
+    def reference_budget(self) -> int:
+        """Runs of the simulation reference's own campaign (0 for other references)."""
+        if self.reference_kind != "simulation":
+            return 0
+        return self.reference.resolved_budget(self.budgets.train)
 
     @property
     def study_dir(self) -> Path:

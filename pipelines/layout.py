@@ -67,12 +67,13 @@ class StudyLayout:
     """The study folder::
 
     study.yaml                 resolved config (what actually ran)
-    simulations/{train,test,observations}.zarr
+    simulations/{train,test,observations,reference}.zarr
     levels/<name>/             emulator.pt, emulated.zarr, emulator_error.zarr, posterior.pt,
                                scores.zarr (NPE); <method>/posterior.pt, scores.zarr (others)
     ceiling/                   posterior.pt and scores.zarr trained on true-simulator data
-    reference/                 draws.zarr (MCMC on the simulator's likelihood), or ensemble
-                               members and self_agreement.zarr (no exact posterior, no likelihood)
+    reference/                 draws.zarr (MCMC on the simulator's likelihood, or the user's
+                               samples), or the simulation reference's members, members.json
+                               (their checks) and self_agreement.zarr
     report/                    index.html, scores.csv, figures/, trend.zarr
     """
 
@@ -106,13 +107,24 @@ class StudyLayout:
         """Reference ensemble members (simulators without an exact posterior)."""
         return self.root / "reference"
 
-    def reference_member(self, index: int) -> Path:
-        return self.reference / f"member-{index}.pt"
+    def reference_member(self, index: int, attempt: int = 0) -> Path:
+        """One member of the simulation reference (``attempt`` 1: its retraining)."""
+        return self.reference / (f"member-{index}.pt" if not attempt else f"member-{index}-r.pt")
+
+    @property
+    def reference_checks(self) -> Path:
+        """The simulation reference's kept members and every member's training check."""
+        return self.reference / "members.json"
 
     @property
     def reference_draws(self) -> Path:
         """Reference draws at the observations, with their MCMC diagnostics (likelihood)."""
         return self.reference / "draws.zarr"
+
+    @property
+    def reference_truth_check(self) -> Path:
+        """C2ST of a non-exact reference against the exact posterior, where one exists."""
+        return self.reference / "truth_check.zarr"
 
     @property
     def reference_agreement(self) -> Path:

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from inference.score_table import score_spec
+from inference.trend import MIN_TREND_LEVELS
 from pipelines import figures
 from pipelines.layout import CEILING
 from pipelines.report_data import SUMMARY_SCORES, ReportData
@@ -36,12 +37,14 @@ for (const img of document.querySelectorAll("img.figure")) {
 _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 7px;
 text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:1em;vertical-align:top}
-figcaption{font-size:85%;max-width:560px}.note{color:#555;font-size:90%}"""
+figcaption{font-size:85%;max-width:560px}.note{color:#555;font-size:90%}
+.warning{background:#fff3cd;border:1px solid #d39e00;padding:.6em}"""
 _TABLE_COLUMNS = {
     "level": "level",
     "method": "method",
     "simplification": "simpl.",
     "c2st_mean": "C2ST",
+    "c2st_vs_truth_mean": "C2ST vs exact",
     "mmd_mean": "MMD²",
     "nltp_mean": "NLTP",
     "sbc_min_pvalue_mean": "SBC min p",
@@ -54,6 +57,7 @@ _TABLE_COLUMNS = {
     "emulator_speedup": "speed-up",
     "total_core_hours": "core-h",
     "replicates": "reps",
+    "c2st_vs_previous": "C2ST step",
 }
 
 
@@ -83,13 +87,21 @@ def trend_sentence(trend: xr.Dataset | None, score: str = "c2st", error: str = "
     if cell is None:
         return ""
     slope, rho = float(cell["slope"]), float(cell["spearman_rho"])
+    n_levels = int(cell["n_levels"])
+    if n_levels < MIN_TREND_LEVELS:
+        return (
+            f"No trend of posterior {score.upper()} against emulator {error.upper()} is stated: "
+            f"{n_levels} levels have both, {MIN_TREND_LEVELS} are needed."
+        )
     if not np.isfinite(slope):
         return ""
     verb = "rises" if slope >= 0 else "falls"
-    rho_text = f"Spearman ρ = {rho:.2f}" if np.isfinite(rho) else "too few levels for ρ"
+    low = float(cell["slope_low"]) if "slope_low" in cell else float("nan")
+    high = float(cell["slope_high"]) if "slope_high" in cell else float("nan")
+    interval = f", 95 % bootstrap interval {low:.3g} to {high:.3g}" if np.isfinite(low) else ""
     return (
-        f"Posterior {score.upper()} {verb} by {abs(slope):.3g} per unit of measured emulator "
-        f"{error.upper()} ({rho_text} over {int(cell['n_levels'])} levels)."
+        f"Posterior {score.upper()} {verb} by {abs(slope):.3g}{interval} per unit of measured "
+        f"emulator {error.upper()} (Spearman ρ = {rho:.2f} over {n_levels} levels)."
     )
 
 
@@ -167,20 +179,34 @@ def write_report(
             "Posterior predictive checks: up to "
             f"{max(lost):.1%} of their true-simulator runs failed or timed out (left out)."
         )
-    return _write_page(out_dir, title, table, page, summary)
+    return _write_page(out_dir, title, table, page, summary, data.reference_warning)
 
 
 def _reference_sentence(data: ReportData) -> str:
     """What the scores are judged against, and that reference's own error."""
+    sentence = _reference_made(data)
+    if np.isfinite(data.reference_vs_truth):
+        sentence += (
+            " Checked against the simulator's exact posterior, the reference is at C2ST "
+            f"{data.reference_vs_truth:.3f} from it; column 'C2ST vs exact' scores every "
+            "posterior against the exact posterior too."
+        )
+    return sentence
+
+
+def _reference_made(data: ReportData) -> str:
     if np.isfinite(data.noise_floor):
         within = data.table.get("c2st_within_noise_floor")
         flagged = [] if within is None else list(data.table.loc[within.fillna(False), "unit"])
+        made = f": {data.reference_note}" if data.reference_note else ""
         return (
-            f"Reference posterior: a {data.reference} trained on true-simulator runs; its "
-            f"members agree with each other at C2ST {data.noise_floor:.3f}, the noise floor of "
-            "every C2ST in this report"
+            f"Reference posterior: a {data.reference} reference{made}. Its members agree with "
+            f"each other at C2ST {data.noise_floor:.3f}, the reference's own error and the "
+            "noise floor of every C2ST in this report"
             + (f"; within it (not resolved): {', '.join(flagged)}." if flagged else ".")
         )
+    if data.reference == "samples":
+        return f"Reference posterior: {data.reference_note}."
     if np.isfinite(data.reference_rhat):
         return (
             "Reference posterior: MCMC on the simulator's own likelihood (sbi's slice sampler), "
@@ -301,7 +327,12 @@ def _cost_section(
 
 
 def _write_page(
-    out_dir: Path, title: str, table: pd.DataFrame, page: _Page, summary: list[str]
+    out_dir: Path,
+    title: str,
+    table: pd.DataFrame,
+    page: _Page,
+    summary: list[str],
+    warning: str = "",
 ) -> Path:
     ceiling = table[table["level"] == CEILING]
     intro = (
@@ -315,6 +346,7 @@ def _write_page(
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
+{f'<p class="warning"><strong>Warning:</strong> {html.escape(warning)}</p>' if warning else ""}
 <p>{html.escape(intro)}</p>
 <ul>{summary_html}</ul>
 <h2>Scores</h2>

@@ -19,7 +19,7 @@ import xarray as xr
 from inference.score_table import summary_scores
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
-from pipelines.layout import StudyLayout, level_name
+from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.units import units
 from simulators.store import Status, open_store
 
@@ -86,6 +86,13 @@ class ReportData:
     """Smallest effective sample size of an MCMC (likelihood) reference."""
     losses: list[str] = field(default_factory=list)
     """One sentence per stage that lost rows: how many, of how many, and why."""
+    reference_vs_truth: float = float("nan")
+    """Mean C2ST of a non-exact reference against the exact posterior (where one exists)."""
+    reference_note: str = ""
+    """What the reference was made from (members kept and dropped, its campaign, its file)."""
+    reference_warning: str = ""
+    """Set when the reference's own error is above ``reference.trust_threshold``: shown at the
+    top of the report, because then no absolute score can be trusted."""
     dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
     ``report.quality_score`` for the NPE units."""
@@ -178,12 +185,14 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
     if "c2st_mean" in frame and np.isfinite(floor):
         # a C2ST within the reference's own disagreement says nothing about the posterior
         frame["c2st_within_noise_floor"] = frame["c2st_mean"] <= floor
+    if "c2st_mean" in frame:
+        frame["c2st_vs_previous"] = _resolution(frame, scores, floor)
     mcmc = _open(layout.reference_draws)
     first = next(iter(scores.values()))
     reference = str(first.attrs.get("reference", "exact"))
     trend = _open(layout.trend_of(config.inference.methods[0]))
     diagnostics = {}
-    if mcmc is not None:
+    if mcmc is not None and "rhat" in mcmc:  # the user's samples carry no diagnostics
         diagnostics = {
             "reference_rhat": float(mcmc["rhat"].max()),
             "reference_ess": float(mcmc["ess"].min()),
@@ -197,8 +206,73 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         floor,
         **diagnostics,
         losses=_losses(layout, errors),
+        **_reference_notes(config, layout, floor),
+        reference_vs_truth=_mean_c2st(layout.reference_truth_check),
         dose_response=_dose_responses(config, scores),
     )
+
+
+def _c2st_uncertainty(ds: xr.Dataset) -> float:
+    """Standard error of a unit's mean C2ST over its replicates and observations."""
+    values = ds["c2st"].values.astype(float).ravel() if "c2st" in ds else np.array([])
+    values = values[np.isfinite(values)]
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+
+
+def _resolution(frame: pd.DataFrame, scores: dict[str, xr.Dataset], floor: float) -> list[str]:
+    """Per unit, whether its mean C2ST differs from the previous ladder level's (same method)
+    by more than their combined uncertainty: twice the combined standard error, plus the
+    reference's own error above chance where it is measured (``floor - 0.5``)."""
+    reference_error = max(floor - 0.5, 0.0) if np.isfinite(floor) else 0.0
+    marks, previous = [], {}
+    for _, row in frame.iterrows():
+        method, unit = row["method"], row["unit"]
+        before = previous.get(method)
+        mark = ""
+        if row["level"] != CEILING and before is not None:
+            se = np.hypot(_c2st_uncertainty(scores[unit]), _c2st_uncertainty(scores[before[0]]))
+            margin = 2 * (se if np.isfinite(se) else 0.0) + reference_error
+            step = row["c2st_mean"] - before[1]
+            mark = f"{step:+.3f} " + ("resolved" if abs(step) > margin else "not resolved")
+        if row["level"] != CEILING:
+            previous[method] = (unit, row["c2st_mean"])
+        marks.append(mark)
+    return marks
+
+
+def _mean_c2st(path: Path) -> float:
+    found = _open(path)
+    return float(found["c2st"].mean()) if found is not None else float("nan")
+
+
+def _reference_notes(config: StudyConfig, layout: StudyLayout, floor: float) -> dict[str, str]:
+    """What the reference is made of, and the warning when its own error is too large."""
+    note, warning = "", ""
+    kind = config.reference_kind
+    if kind == "simulation" and layout.reference_checks.exists():
+        record = json.loads(layout.reference_checks.read_text())
+        dropped = [c for c in record["checks"] if c["status"] == "dropped"]
+        retrained = [c for c in record["checks"] if c["status"] == "retrained"]
+        note = (
+            f"{len(record['kept'])} NPE members ({config.reference.network.density_estimator}) "
+            f"trained on a true-simulator campaign of its own, {record['n_pairs']:,} runs "
+            f"({record['n_pairs'] / config.budgets.train:.0f}x budgets.train), never on the "
+            f"stores it judges; {len(retrained)} retrained and {len(dropped)} dropped by the "
+            "training check"
+            + "".join(f" (member {c['member']}: {c['reason']})" for c in dropped + retrained)
+        )
+    elif kind == "samples":
+        note = f"draws brought by the user from {config.reference.samples} (their error unknown)"
+    if np.isfinite(floor) and floor > config.reference.trust_threshold:
+        warning = (
+            f"The reference posterior's own error is large: its members disagree with each "
+            f"other at C2ST {floor:.3f}, above the trust threshold "
+            f"{config.reference.trust_threshold:g}. Absolute scores in this report are not "
+            "trustworthy (a posterior can look as good as the reference it is judged "
+            "against); raise reference.budget or the members' training, or use a likelihood "
+            "reference where the simulator has one."
+        )
+    return {"reference_note": note, "reference_warning": warning}
 
 
 def _losses(layout: StudyLayout, errors: dict[str, xr.Dataset]) -> list[str]:

@@ -2,8 +2,10 @@
 
 * :func:`train_replicates`: one unit's posteriors (a level with one inference method), one per
   training seed.
-* :func:`train_reference_member`: one member of the reference ensemble (simulators without an
-  exact posterior), and :func:`save_reference_agreement` its noise floor.
+* :func:`train_reference_member`: one member of the simulation reference (trained on its own
+  campaign), :func:`save_reference_checks` what its training check kept, and
+  :func:`save_reference_agreement` its noise floor; :func:`save_sample_reference` the user's
+  reference draws.
 * :func:`score_level`: every score of a unit's replicates, its misspecification tests, and the
   level's measured emulator error, into ``scores.zarr`` (``level x replicate x ...``).
 * :func:`save_trend`: each score against the measured emulator error, across levels.
@@ -15,6 +17,7 @@ Tasks receive the pieces of the config they read (settings, paths, seeds), not t
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +32,9 @@ from inference.misspecification import (
     logprob_misspecification,
     mmd_misspecification,
 )
+from inference.observation_files import read_observations
 from inference.observations import Observations, study_observations
-from inference.reference import EnsembleReference, ExactReference, Reference
+from inference.reference import ExactReference, Reference
 from inference.score_table import trend_scores
 from inference.scores import (
     SCORES_FORMAT,
@@ -40,12 +44,13 @@ from inference.scores import (
     stack_replicates,
 )
 from inference.seeds import child_seed
-from inference.settings import MethodSettings
+from inference.settings import MethodSettings, NPESettings
+from inference.simulation_reference import MemberCheck, SimulationReference, record_member
 from inference.trend import score_trends
 from pipelines.config import ScoreSettings, StudyConfig
 from pipelines.layout import StudyLayout
-from pipelines.units import LikelihoodSource, study_simulator
-from simulators.base import ExactPosterior, Likelihood, Simulator
+from pipelines.units import LikelihoodSource, stage_seed, study_simulator
+from simulators.base import ExactPosterior, Simulator
 from simulators.errors import ConfigError
 from simulators.prior import Prior
 from simulators.store import load_pairs
@@ -53,8 +58,13 @@ from simulators.store import load_pairs
 __all__ = [
     "LevelScoring",
     "observations",
+    "config_observations",
+    "load_simulation_reference",
     "reference_for",
     "save_reference_agreement",
+    "save_reference_checks",
+    "save_reference_truth_check",
+    "save_sample_reference",
     "save_trend",
     "score_level",
     "train_reference_member",
@@ -91,13 +101,57 @@ def train_replicates(
 
 
 def train_reference_member(
-    settings: MethodSettings, prior: Prior, store: Path, limit: int | None, out: Path, seed: int
-) -> None:
-    """Train one NPE member of the reference ensemble on the true-simulator training store."""
+    settings: NPESettings,
+    prior: Prior,
+    store: Path,
+    out: Path,
+    seed: int,
+    member: int,
+    attempt: int,
+) -> MemberCheck:
+    """Train one run of one simulation-reference member on the reference's own campaign
+    (resumable; a finished run with these inputs is kept) and return its check record."""
     from inference.methods import train_posterior_to
 
-    theta, x, _ = load_pairs(store, limit=limit)
-    train_posterior_to(out, "npe", theta, x, prior, settings, seed=seed)
+    theta, x, _ = load_pairs(store)
+    method_settings = MethodSettings(**settings.model_dump())
+    with warnings.catch_warnings():  # an unconverged member is reported in its check record
+        warnings.filterwarnings("ignore", message=".*max_num_epochs.*", category=UserWarning)
+        train_posterior_to(out, "npe", theta, x, prior, method_settings, seed=seed)
+    posterior = load_posterior(out, prior)
+    return record_member(member, attempt, seed, posterior)  # type: ignore[arg-type]
+
+
+def save_reference_checks(
+    path: Path, kept: list[Path], checks: list[MemberCheck], n_pairs: int, seconds: float
+) -> None:
+    """Write which member files the simulation reference keeps and every run's check."""
+    record = {
+        "kept": [p.name for p in kept],
+        "checks": [dataclasses.asdict(check) for check in checks],
+        "n_pairs": int(n_pairs),
+        "seconds": float(seconds),
+    }
+    path.write_text(json.dumps(record, indent=1))
+
+
+def load_simulation_reference(layout: StudyLayout, prior: Prior) -> SimulationReference:
+    """The simulation reference the reference stage kept (``reference/members.json``)."""
+    try:
+        record = json.loads(layout.reference_checks.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"cannot read the simulation reference's record {layout.reference_checks} ({err}); "
+            "rerun `emustudy infer` (or `emustudy run`) to train it"
+        ) from err
+    members = [load_posterior(layout.reference / name, prior) for name in record["kept"]]
+    checks = [MemberCheck(**check) for check in record["checks"]]
+    return SimulationReference(
+        members,  # type: ignore[arg-type]
+        checks,
+        n_pairs=record["n_pairs"],
+        seconds=record["seconds"],
+    )
 
 
 class StoredReference:
@@ -121,38 +175,67 @@ class StoredReference:
         return draws[:, :n]
 
 
-def reference_for(simulator: Simulator, layout: StudyLayout, members: int) -> Reference:
-    """The exact posterior when the simulator has one; else MCMC on its likelihood (stored by
-    the reference stage) when it declares one; else the trained reference ensemble."""
-    if isinstance(simulator, ExactPosterior):
-        return ExactReference(simulator)
-    if isinstance(simulator, Likelihood):
+def reference_for(simulator: Simulator, layout: StudyLayout, kind: str) -> Reference:
+    """The study's reference posterior of ``kind`` (:func:`pipelines.config.StudyConfig.
+    reference_kind`): the exact posterior; draws the reference stage stored (MCMC on the
+    likelihood, or the user's samples); or the simulation reference's kept members."""
+    if kind == "exact":
+        return ExactReference(simulator)  # type: ignore[arg-type]
+    if kind in ("likelihood", "samples"):
         return StoredReference(layout.reference_draws)
-    return EnsembleReference(
-        [load_posterior(layout.reference_member(i), simulator.prior) for i in range(members)]
-    )
+    return load_simulation_reference(layout, simulator.prior)
 
 
-def observations(settings: ScoreSettings, layout: StudyLayout, seed: int) -> Observations:
+def observations(
+    settings: ScoreSettings,
+    layout: StudyLayout,
+    seed: int,
+    file: Path | None = None,
+    simulator: Simulator | None = None,
+) -> Observations:
     """The finite observations, passed through the study's observation model (``.x``), and
-    how many were dropped for non-finite outputs (``.n_non_finite``)."""
-    return study_observations(
-        layout.simulations("observations"),
-        layout.simulations("test"),
-        settings.observation_model,
-        seed,
+    how many were dropped for non-finite outputs (``.n_non_finite``).
+
+    From the observation store, or from ``file`` (observed data; ``simulator`` names its
+    columns), where the config gives one.
+    """
+    if file is None:
+        return study_observations(
+            layout.simulations("observations"),
+            layout.simulations("test"),
+            settings.observation_model,
+            seed,
+        )
+    if simulator is None:
+        raise ConfigError("reading an observation file needs the simulator (its output names)")
+    observed = read_observations(file, simulator.output_names, simulator.prior.names)
+    _, x_test, _ = load_pairs(layout.simulations("test"))
+    return Observations(
+        x=settings.observation_model.apply(observed.x, x_test.std(axis=0), seed),
+        source=str(file),
+        n_non_finite=0,
+        model=settings.observation_model,
     )
 
 
-def save_likelihood_reference(
-    config: StudyConfig, layout: StudyLayout, seed: int, observation_seed: int
-) -> None:
+def config_observations(config: StudyConfig, layout: StudyLayout) -> Observations:
+    """:func:`observations` as ``config`` makes them (the observation-model seed included)."""
+    return observations(
+        config.scores,
+        layout,
+        stage_seed(config.seed, "observation-model"),
+        None if config.observations is None else config.observations.file,
+        study_simulator(config),
+    )
+
+
+def save_likelihood_reference(config: StudyConfig, layout: StudyLayout, seed: int) -> None:
     """Checked MCMC draws on the simulator's own likelihood at every observation, with their
     R-hat and effective sample size, into ``reference/draws.zarr`` (refused runs raise)."""
     from inference.likelihood_reference import LikelihoodReference
 
     simulator = study_simulator(config)
-    x_obs = observations(config.scores, layout, observation_seed).x
+    x_obs = config_observations(config, layout).x
     reference = LikelihoodReference(simulator)
     draws = reference.sample(x_obs, config.scores.posterior_samples, seed)
     rhat = np.stack([d.rhat for d in reference.diagnostics])
@@ -170,15 +253,59 @@ def save_likelihood_reference(
     save_scores(ds, layout.reference_draws)
 
 
-def save_reference_agreement(
-    config: StudyConfig, layout: StudyLayout, seed: int, observation_seed: int
-) -> None:
+def save_sample_reference(config: StudyConfig, layout: StudyLayout) -> None:
+    """The user's reference draws (``reference.samples``) into ``reference/draws.zarr``, with
+    the observations they belong to (refused when they do not fit the study)."""
+    from pipelines.truth_settings import check_reference_samples
+
+    simulator = study_simulator(config)
+    x_obs = config_observations(config, layout).x
+    draws = check_reference_samples(config.reference, simulator, len(x_obs))
+    if draws.shape[1] < config.scores.posterior_samples:
+        raise ConfigError(
+            f"{config.reference.samples}: {draws.shape[1]} draws per observation, but "
+            f"scores.posterior_samples is {config.scores.posterior_samples}; lower it to at "
+            f"most {draws.shape[1]} or bring more draws"
+        )
+    ds = xr.Dataset(
+        {
+            "theta": (("observation", "draw", "param"), draws),
+            "x_obs": (("observation", "output"), x_obs),
+        },
+        coords={"param": np.array(list(simulator.prior.names), dtype=object)},
+        attrs={"format": SCORES_FORMAT, "kind": "samples", "source": str(config.reference.samples)},
+    )
+    save_scores(ds, layout.reference_draws)
+
+
+def save_reference_truth_check(config: StudyConfig, layout: StudyLayout, seed: int) -> None:
+    """Where the simulator has an exact posterior but the study uses another reference, the
+    C2ST of that reference's draws against exact draws per observation (``truth_check.zarr``):
+    the reference procedure's own error, measured."""
+    from inference.c2st import c2st
+
+    simulator = study_simulator(config)
+    if not isinstance(simulator, ExactPosterior) or config.reference_kind == "exact":
+        return
+    x_obs = config_observations(config, layout).x
+    n = config.scores.posterior_samples
+    drawn = reference_for(simulator, layout, config.reference_kind).sample(x_obs, n, seed)
+    exact = ExactReference(simulator).sample(x_obs, n, child_seed(seed, 1))
+    values = [c2st(exact[i], drawn[i], child_seed(seed, 2, i)) for i in range(len(x_obs))]
+    ds = xr.Dataset(
+        {"c2st": ("observation", np.asarray(values))},
+        attrs={"format": SCORES_FORMAT, "kind": "reference against the exact posterior"},
+    )
+    save_scores(ds, layout.reference_truth_check)
+
+
+def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int) -> None:
     """C2ST between every pair of reference members at every observation (the noise floor)."""
     simulator = study_simulator(config)
-    reference = reference_for(simulator, layout, config.inference.reference_members)
-    if not isinstance(reference, EnsembleReference):
+    reference = reference_for(simulator, layout, config.reference_kind)
+    if not isinstance(reference, SimulationReference):
         return  # an exact posterior agrees with itself: there is no noise floor to measure
-    x_obs = observations(config.scores, layout, observation_seed).x
+    x_obs = config_observations(config, layout).x
     agreement = reference.self_agreement(x_obs, config.scores.posterior_samples, seed)
     ds = xr.Dataset(
         {"c2st": (("observation", "member_pair"), agreement)},
@@ -201,7 +328,10 @@ class LevelScoring:
         NaN for the ceiling.
     method : str
     replicates : int
-    reference_members : int
+    reference : str
+        The reference posterior's kind (exact, likelihood, simulation, samples).
+    observation_file : Path or None
+        Observed data, where the config gives a file.
     scores : ScoreSettings
     training_store : Path
         What its posteriors were trained on (for the misspecification tests).
@@ -216,7 +346,8 @@ class LevelScoring:
     simplification: float
     method: str
     replicates: int
-    reference_members: int
+    reference: str
+    observation_file: Path | None
     scores: ScoreSettings
     training_store: Path
     training_limit: int | None
@@ -237,10 +368,16 @@ def score_level(
     """
     paths = layout.level(job.name)
     settings = job.scores
-    found = observations(settings, layout, job.observation_seed)
+    found = observations(settings, layout, job.observation_seed, job.observation_file, simulator)
     x_obs = found.x
-    reference = reference_for(simulator, layout, job.reference_members)
+    reference = reference_for(simulator, layout, job.reference)
     reference_draws = reference.sample(x_obs, settings.posterior_samples, job.reference_seed)
+    truth = None
+    if job.reference != "exact" and isinstance(simulator, ExactPosterior):
+        # a model with a known posterior scored against another reference: check that reference
+        truth = ExactReference(simulator).sample(
+            x_obs, settings.posterior_samples, child_seed(job.reference_seed, 1)
+        )
     theta_test, x_test = _test_pairs(layout)
     context = job.likelihood.context()
     amortised = get_method(job.method).amortised
@@ -258,6 +395,7 @@ def score_level(
             n_ppc_samples=settings.ppc_samples,
             n_lc2st_null=settings.lc2st_null,
             max_test_pairs=None if amortised else settings.mcmc_test_pairs,
+            truth_samples=truth,
         )
         for i in range(job.replicates)
     ]

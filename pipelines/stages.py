@@ -6,9 +6,11 @@ outputs of another config, and runs independent levels side by side as Dask task
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from distributed import Client, as_completed
 
 from cluster.campaign import run_campaign
 from cluster.guarded import GuardedSimulator
+from cluster.lock import StoreLock
 from cluster.progress import progress_bar
 from cluster.settings import CampaignSettings
 from emulators.fidelity import FidelityLevel, PerturbedLevel
@@ -23,17 +26,27 @@ from emulators.levels import AnyLevel, load_stand_in, write_stand_in
 from emulators.train import train_emulator
 from inference.emulator_error import measure_emulator_error, save_emulator_error
 from inference.methods import get_method
-from inference.seeds import child_seed
+from inference.simulation_reference import MIN_SPREAD, MemberCheck, Run, check_members, member_seed
 from pipelines import scoring
 from pipelines.config import SimulatorConfig, StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
-from pipelines.units import LikelihoodSource, Unit, likelihood_source, study_simulator, units
-from simulators.base import ExactPosterior, Likelihood
+from pipelines.truth_settings import file_digest
+from pipelines.units import (
+    LikelihoodSource,
+    Unit,
+    likelihood_source,
+    stage_seed,
+    study_simulator,
+    units,
+)
+from simulators.errors import StoreError
 from simulators.registry import make_simulator
 
 __all__ = [
     "ROLES",
+    "simulation_key",
+    "simulation_roles",
     "StageOutcome",
     "stage_seed",
     "simulate",
@@ -43,7 +56,10 @@ __all__ = [
     "score",
 ]
 
-ROLES = ("train", "test", "observations")
+logger = logging.getLogger("emustudy.pipelines")
+
+ROLES = ("train", "test", "observations", "reference")
+"""Every true-simulator store a study may hold (see :func:`simulation_roles`)."""
 
 
 @dataclass(frozen=True)
@@ -56,23 +72,44 @@ class StageOutcome:
     seconds: float
 
 
-def stage_seed(seed: int, *labels: str) -> int:
-    """A seed for one stage and level that does not change when other levels are added."""
-    text = "/".join([str(seed), *labels])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
 def _budget(config: StudyConfig, role: str) -> int:
     return {
         "train": config.budgets.train,
         "test": config.budgets.test,
-        "observations": config.budgets.observations,
+        "observations": config.n_observations,
+        "reference": config.reference_budget,
     }[role]
+
+
+def simulation_roles(config: StudyConfig) -> tuple[str, ...]:
+    """The true-simulator campaigns this study runs: train and test; the observations unless
+    they come from a file; the simulation reference's own campaign where it has one."""
+    roles = ["train", "test"]
+    if config.observations is None:
+        roles.append("observations")
+    if config.reference_kind == "simulation":
+        roles.append("reference")
+    return tuple(roles)
 
 
 def simulation_digest(config: StudyConfig) -> str:
     """Digest of everything the true-simulator stores depend on."""
     return digest(config.seed, config.simulator, config.budgets.model_dump(exclude={"emulated"}))
+
+
+def observation_parts(config: StudyConfig) -> list[str]:
+    """What depends on observed data from a file adds its content to its digest (nothing for
+    simulated observations, whose store is already in :func:`simulation_digest`)."""
+    return [] if config.observations is None else [file_digest(config.observations.file)]
+
+
+def simulation_key(config: StudyConfig, role: str) -> str:
+    """What one true-simulator store depends on. The reference's own campaign (often the
+    costliest) depends only on the seed, the simulator, its budget and the chunking."""
+    if role == "reference":
+        chunk = config.budgets.chunk_size
+        return digest(config.seed, config.simulator, config.reference_budget, chunk, role)
+    return digest(simulation_digest(config), role)
 
 
 def simulate(
@@ -82,9 +119,9 @@ def simulate(
     simulator = make_simulator(config.simulator.name, **config.simulator.settings)
     manifest = Manifest(layout.manifest)
     outcomes = []
-    for role in ROLES:
+    for role in simulation_roles(config):
         began = time.perf_counter()
-        store, key = layout.simulations(role), digest(simulation_digest(config), role)
+        store, key = layout.simulations(role), simulation_key(config, role)
         if manifest.is_done(f"simulate-{role}", key, [store]):
             outcomes.append(StageOutcome(f"simulate-{role}", None, False, 0.0))
             continue
@@ -111,7 +148,10 @@ def _method_key(config: StudyConfig, method: str) -> str:
     relevant = get_method(method).relevant_settings(settings)
     options = settings.options.get(method, {})
     # a method trained on the observations depends on how they are made
-    observed = config.scores.observation_model if get_method(method).needs_observations else None
+    observed = None
+    if get_method(method).needs_observations:
+        observed = [config.scores.observation_model, *observation_parts(config)]
+        observed = observed[0] if len(observed) == 1 else observed
     return digest(method, relevant, options, config.inference.replicates, observed)
 
 
@@ -121,7 +161,10 @@ def _level_digests(
     simulations = simulation_digest(config)
     if level is None:
         infer_key = digest(simulations, config.budgets.emulated_runs, _method_key(config, method))
-        return {"infer": infer_key, "score": digest(infer_key, config.scores)}
+        return {
+            "infer": infer_key,
+            "score": digest(infer_key, config.scores, *observation_parts(config)),
+        }
     emulator_key = _stand_in_digest(config, level, simulations)
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
     infer_key = digest(emulate_key, _method_key(config, method))
@@ -130,7 +173,7 @@ def _level_digests(
         "emulator-error": digest(emulator_key, _ERROR_SETTINGS),
         "emulate": emulate_key,
         "infer": infer_key,
-        "score": digest(infer_key, config.scores),
+        "score": digest(infer_key, config.scores, *observation_parts(config)),
     }
 
 
@@ -326,7 +369,6 @@ def infer(
     ensemble is trained here too, its members as parallel tasks.
     """
     replicates = range(config.inference.replicates)
-    outcomes = _train_reference(config, layout, client)
     prior = study_simulator(config).prior
     settings = config.inference.method_settings
 
@@ -338,90 +380,140 @@ def infer(
         seed = stage_seed(config.seed, unit.method, name)
         x_obs = None
         if get_method(unit.method).needs_observations:
-            observation_seed = stage_seed(config.seed, "observation-model")
-            x_obs = scoring.observations(config.scores, layout, observation_seed).x
+            x_obs = scoring.config_observations(config, layout).x
         return (unit.method, settings, prior, store, limit, outs, seed, _likelihood(unit), x_obs)
 
     def _likelihood(unit: Unit) -> LikelihoodSource:
         stand_in = "" if unit.level is None else _level_digests(config, unit.level)["emulate"]
         return likelihood_source(config, layout, unit, stand_in)
 
-    return outcomes + _run_levels(
-        "infer",
-        config,
-        layout,
-        client,
-        units(config, list(levels)),
-        outputs=lambda name: [layout.level(name).replicate_posterior(i) for i in replicates],
-        task=scoring.train_replicates,
-        arguments=arguments,
-        progress=progress,
-    )
+    # the reference trains beside the units' posteriors (its tasks share the cluster), so the
+    # workers a lone member would leave idle train posteriors meanwhile
+    with ThreadPoolExecutor(1, thread_name_prefix="reference") as pool:
+        reference = pool.submit(_train_reference, config, layout, client)
+        trained = _run_levels(
+            "infer",
+            config,
+            layout,
+            client,
+            units(config, list(levels)),
+            outputs=lambda name: [layout.level(name).replicate_posterior(i) for i in replicates],
+            task=scoring.train_replicates,
+            arguments=arguments,
+            progress=progress,
+        )
+        return reference.result() + trained
 
 
 def _train_reference(
     config: StudyConfig, layout: StudyLayout, client: Client
 ) -> list[StageOutcome]:
-    """Draw the reference once per study: by checked MCMC on the simulator's likelihood where it
-    declares one, else by training the reference ensemble (nothing for an exact posterior)."""
-    simulator = study_simulator(config)
-    if isinstance(simulator, ExactPosterior):
+    """Make the reference once per study, as ``reference.kind`` says: checked MCMC on the
+    simulator's likelihood, the user's samples, or the simulation reference trained on its own
+    campaign (nothing for an exact posterior)."""
+    kind = config.reference_kind
+    if kind == "exact":
         return []
-    if isinstance(simulator, Likelihood):
-        return _likelihood_reference(config, layout, client)
     began = time.perf_counter()
-    members = range(config.inference.reference_members)
-    outputs = [layout.reference_member(i) for i in members] + [layout.reference_agreement]
     manifest = Manifest(layout.reference / "manifest.json")
-    key = digest(simulation_digest(config), config.inference.network, config.scores)
+    outputs = [layout.reference_draws]
+    if kind == "simulation":
+        outputs = [layout.reference_checks, layout.reference_agreement]
+    reference = config.reference.model_dump(exclude={"trust_threshold"})
+    key = digest(
+        simulation_digest(config), kind, reference, config.scores, *observation_parts(config)
+    )
+    if kind == "simulation":
+        key = digest(key, simulation_key(config, "reference"))
     if manifest.is_done("reference", key, outputs):
         return [StageOutcome("reference", None, False, 0.0)]
+    with _reference_lock(layout):  # level jobs of a SLURM array: one trains, the others wait
+        if manifest.is_done("reference", key, outputs):
+            return [StageOutcome("reference", None, False, 0.0)]
+        _make_reference(config, layout, client, kind)
+        manifest.mark_done("reference", key)
+    return [StageOutcome("reference", None, True, time.perf_counter() - began)]
+
+
+@contextmanager
+def _reference_lock(layout: StudyLayout, poll_s: float = 10.0) -> Iterator[None]:
+    """Hold the reference folder's lock, waiting while another live process holds it."""
+    lock = StoreLock(layout.reference)
+    told = False
+    while True:
+        try:
+            lock.acquire()
+            break
+        except StoreError as err:
+            if not told:
+                logger.info("reference: waiting for another job that makes it (%s)", err)
+                told = True
+            time.sleep(poll_s)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _make_reference(config: StudyConfig, layout: StudyLayout, client: Client, kind: str) -> None:
     layout.reference.mkdir(parents=True, exist_ok=True)
+    if kind == "likelihood":
+        seed = stage_seed(config.seed, "reference")
+        client.submit(scoring.save_likelihood_reference, config, layout, seed, pure=False).result()
+    elif kind == "samples":
+        scoring.save_sample_reference(config, layout)
+    else:
+        _simulation_reference(config, layout, client)
+    scoring.save_reference_truth_check(config, layout, stage_seed(config.seed, "reference-truth"))
+
+
+def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Client) -> None:
+    """Train the members on the reference's own campaign as parallel tasks, retrain or drop
+    those the training check flags, and measure the kept members' agreement."""
+    settings = config.reference
+    prior = study_simulator(config).prior
     seed = stage_seed(config.seed, "reference-npe")
-    limit = config.inference.reference_budget
-    futures = [
-        client.submit(
-            scoring.train_reference_member,
-            config.inference.method_settings,
-            simulator.prior,
-            layout.simulations("train"),
-            limit,
-            layout.reference_member(i),
-            child_seed(seed, i),
-            pure=False,
-        )
-        for i in members
-    ]
-    client.gather(futures)
-    scoring.save_reference_agreement(
-        config,
-        layout,
-        stage_seed(config.seed, "reference-agreement"),
-        stage_seed(config.seed, "observation-model"),
-    )
-    manifest.mark_done("reference", key)
-    return [StageOutcome("reference", None, True, time.perf_counter() - began)]
-
-
-def _likelihood_reference(
-    config: StudyConfig, layout: StudyLayout, client: Client
-) -> list[StageOutcome]:
     began = time.perf_counter()
-    manifest = Manifest(layout.reference / "manifest.json")
-    key = digest(simulation_digest(config), "likelihood", config.scores)
-    if manifest.is_done("reference", key, [layout.reference_draws]):
-        return [StageOutcome("reference", None, False, 0.0)]
-    layout.reference.mkdir(parents=True, exist_ok=True)
-    client.submit(
-        scoring.save_likelihood_reference,
-        config,
-        layout,
-        stage_seed(config.seed, "reference"),
-        stage_seed(config.seed, "observation-model"),
-        pure=False,
-    ).result()
-    manifest.mark_done("reference", key)
-    return [StageOutcome("reference", None, True, time.perf_counter() - began)]
+
+    def run_many(runs: list[Run]) -> list[tuple[Path, MemberCheck]]:
+        outs = [layout.reference_member(member, attempt) for member, attempt in runs]
+        futures = [
+            client.submit(
+                scoring.train_reference_member,
+                settings.network,
+                prior,
+                layout.simulations("reference"),
+                out,
+                member_seed(seed, member, attempt),
+                member,
+                attempt,
+                pure=False,
+            )
+            for out, (member, attempt) in zip(outs, runs, strict=True)
+        ]
+        return list(zip(outs, client.gather(futures), strict=True))
+
+    logger.info(
+        "reference: training %d NPE members (%s) on the %s runs of its own campaign",
+        settings.members,
+        settings.network.density_estimator,
+        f"{config.reference_budget:,}",
+    )
+    kept, checks = check_members(run_many, settings.members, settings.tolerance, MIN_SPREAD)
+    seconds = time.perf_counter() - began
+    scoring.save_reference_checks(
+        layout.reference_checks, kept, checks, config.reference_budget, seconds
+    )
+    statuses = [check.status for check in checks]
+    logger.info(
+        "reference: kept %d of %d members (%d retrained, %d dropped) in %.0f s",
+        len(kept),
+        settings.members,
+        statuses.count("retrained"),
+        statuses.count("dropped"),
+        seconds,
+    )
+    scoring.save_reference_agreement(config, layout, stage_seed(config.seed, "reference-agreement"))
 
 
 def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scoring.LevelScoring:
@@ -433,7 +525,8 @@ def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scorin
         simplification=float("nan") if unit.level is None else float(unit.level.simplification),
         method=unit.method,
         replicates=config.inference.replicates,
-        reference_members=config.inference.reference_members,
+        reference=config.reference_kind,
+        observation_file=None if config.observations is None else config.observations.file,
         scores=config.scores,
         training_store=layout.simulations("train")
         if unit.level is None

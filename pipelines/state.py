@@ -16,7 +16,7 @@ import yaml
 
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
-from pipelines.config import StudyConfig, digest
+from pipelines.config import StudyConfig
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.manifest import Manifest
 from pipelines.units import Unit, units
@@ -118,9 +118,9 @@ def stage_states(
     tally = _counts if counts else lambda store: {}
     states = []
     simulations = Manifest(layout.manifest)
-    for role in stages.ROLES:
+    for role in stages.simulation_roles(config):
         store = layout.simulations(role)
-        wanted = digest(stages.simulation_digest(config), role)
+        wanted = stages.simulation_key(config, role)
         state = simulations.state(f"simulate-{role}", wanted, [store])
         damage = Manifest.damage([store]) if state == "damaged" else []
         states.append(StageState(f"simulate-{role}", None, state, tally(store), store, damage))
@@ -152,7 +152,7 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
         _refuse_another_study(config, layout, list(table.values()))
     needed: list[tuple[str, str | None]] = []
     if stage != "simulate":
-        needed += [(f"simulate-{role}", None) for role in stages.ROLES]
+        needed += [(f"simulate-{role}", None) for role in stages.simulation_roles(config)]
     if stage == "report":
         needed += [("score", s.level) for s in table.values() if s.stage == "score"]
     elif name is not None:

@@ -10,6 +10,7 @@ says it before anything runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +33,7 @@ __all__ = [
     "Unit",
     "likelihood_source",
     "skipped_units",
+    "stage_seed",
     "study_simulator",
     "units",
 ]
@@ -150,3 +152,9 @@ def likelihood_source(
         spec = (config.simulator.name, json.dumps(config.simulator.settings, sort_keys=True))
         return LikelihoodSource(simulator=spec, identity=identity)
     return LikelihoodSource(stand_in=layout.level(unit.level.name).emulator, identity=identity)
+
+
+def stage_seed(seed: int, *labels: str) -> int:
+    """A seed for one stage and level that does not change when other levels are added."""
+    text = "/".join([str(seed), *labels])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF

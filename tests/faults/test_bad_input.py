@@ -140,8 +140,7 @@ BAD_CONFIGS = {
     "missing budgets": (
         _drop("budgets"),
         ["budgets: Field required",
-         "add `budgets: {train: <whole number>, test: <whole number>, observations: <whole "
-         "number>, ...}`"],
+         "add `budgets: {train: <whole number>, test: <whole number>, ...}`"],
     ),
     "unknown simulator": (
         _set("simulator", "name", "gaussian_linaer"),

@@ -76,9 +76,18 @@ def test_a_simulator_without_exact_posterior_gets_a_reference_ensemble(tmp_path,
 
     monkeypatch.setitem(simulators.registry._REGISTERED, "no_exact", NoExactPosterior)
     path = _write(tmp_path, lambda c: c.update(simulator={"name": "no_exact"}))
-    assert load_config(path).inference.reference_members >= 2  # scored against an ensemble
-    with pytest.raises(ConfigError, match="reference_budget"):
-        load_config(path, inference={"reference_budget": 10**9})
+    config = load_config(path)
+    # scored against a simulation reference on a campaign of its own, 10x the training budget
+    assert config.reference_kind == "simulation" and config.reference.members >= 3
+    assert config.reference_budget == 10 * config.budgets.train
+    with pytest.raises(ConfigError, match="moved to the `reference:` section"):
+        load_config(path, inference={"reference_members": 3})
+    with pytest.raises(ConfigError, match="no exact posterior"):
+        load_config(path, reference={"kind": "exact"})
+    with pytest.raises(ConfigError, match="declares no log_likelihood"):
+        load_config(path, reference={"kind": "likelihood"})
+    with pytest.raises(ConfigError, match="needs observations from a file"):
+        load_config(path, reference={"kind": "samples", "samples": str(path)})
 
 
 def test_python_tags_are_refused(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from matplotlib import image
 
 from pipelines import figures
@@ -103,20 +104,33 @@ def test_the_frontier_marks_the_cheapest_level_meeting_the_target():
     assert none is None  # only the ceiling would meet it, and it is not an emulator level
 
 
-def test_the_trend_sentence_reads_the_fitted_slope():
-    import xarray as xr
+def test_the_trend_sentence_reads_the_fitted_slope_and_its_bootstrap_interval():
+    from inference.trend import fit_trend, score_trends
 
-    trend = xr.Dataset(
-        {
-            name: (("score", "error"), [[value]])
-            for name, value in {
-                "slope": 0.42,
-                "intercept": 0.5,
-                "spearman_rho": 1.0,
-                "n_levels": 3.0,
-            }.items()
-        },
-        coords={"score": ["c2st"], "error": ["c2st"]},
+    error = np.array([0.5, 0.6, 0.7, 0.8, 0.9])
+    score = 0.5 + 0.42 * error + np.array([0.01, -0.01, 0.0, 0.01, -0.01])
+    levels = [f"l{i}" for i in range(5)]
+    trend = score_trends(
+        xr.Dataset({"c2st": ("level", score)}, coords={"level": levels}),
+        xr.Dataset({"c2st": ("level", error)}, coords={"level": levels}),
     )
     sentence = trend_sentence(trend)
-    assert "rises by 0.42 per unit" in sentence and "ρ = 1.00 over 3 levels" in sentence
+    fit = fit_trend(error, score)
+    assert (
+        fit["slope_low"] < 0.42 < fit["slope_high"] and fit["slope_high"] - fit["slope_low"] < 0.3
+    )
+    assert f"rises by {fit['slope']:.3g}, 95 % bootstrap interval" in sentence
+    assert "ρ = 1.00 over 5 levels" in sentence
+
+
+def test_no_trend_is_stated_from_three_levels():
+    from inference.trend import score_trends
+
+    levels = ["a", "b", "c"]
+    trend = score_trends(
+        xr.Dataset({"c2st": ("level", [0.6, 0.7, 0.8])}, coords={"level": levels}),
+        xr.Dataset({"c2st": ("level", [0.5, 0.7, 0.9])}, coords={"level": levels}),
+    )
+    assert float(trend["slope"].sel(score="c2st", error="c2st")) == pytest.approx(0.5)
+    sentence = trend_sentence(trend)
+    assert "No trend" in sentence and "3 levels have both, 4 are needed" in sentence
