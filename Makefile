@@ -7,7 +7,7 @@ VENV   ?= .venv
 CONSTRAINTS ?= requirements/cpu.txt
 PIP_FLAGS = --disable-pip-version-check --quiet
 
-.PHONY: run test install install-test clean
+.PHONY: run test acceptance install install-test clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ run: install
 	$(VENV)/bin/emustudy run configs/quickstart.yaml
 
 test: install-test
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not acceptance" $(PYTEST_ARGS)
+
+acceptance: install-test
+	$(VENV)/bin/python -m pytest -m acceptance -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) studies .slurm

@@ -2,11 +2,12 @@
 agree with C2ST against the exact posterior, which the study measures beside it.
 
 The test runs ``configs/two_moons.yaml`` through ``emustudy run`` with fewer levels, replicates
-and observations; the reference, the budgets and the estimators are the shipped ones. (A cheaper
-reference, 5,000 runs and 3-transform members at learning rate 1e-3, was 0.51 C2ST from the
-exact posterior yet let the "full" level's reported C2ST sit 0.077 below its C2ST against the
-truth: a reference's distance to the truth does not bound how far scores against it stray.) The
-whole config was run to the end for the README's figures.
+and observations; the reference, the budgets and the estimators are the shipped ones. A cheaper
+reference (5,000 runs, 3-transform members at learning rate 1e-3) was 0.55 C2ST from the exact
+posterior yet let the ceiling's reported C2ST sit 0.125 below its C2ST against the truth (0.573
+against 0.699): a reference's own distance to the truth does not bound how far scores against
+it stray, so the shipped reference is what is tested. The whole config was run to the end for
+the README's figures.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import yaml
 from inference.scores import load_scores
 from pipelines.layout import StudyLayout
 
-pytestmark = pytest.mark.slow
+# about 8 minutes on 2 cores (the reference's 3 members on 10,000 runs are most of it): outside
+# the 20-minute suite, run by `make acceptance`
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 
 ROOT = Path(__file__).parents[2]
 
