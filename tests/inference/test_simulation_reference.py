@@ -140,13 +140,14 @@ def test_bad_arguments_are_refused(kwargs) -> None:
         train_simulation_reference(theta, x, TwoMoons().prior, QUICK, seed=0, **kwargs)
 
 
-# The reference of `benchmarks/simulation_reference.py --learning-rate 1e-3 --patience 10`, seed 0
-# (3,000 pairs, 3 NSF members of 3 transforms x 50 units): measured C2ST against the exact
-# posterior 0.509 / 0.629 / 0.505 (mean 0.547) at these observations; over seeds 0-2 the mean
-# was 0.547-0.594 and the worst observation 0.629 (and 0.525-0.552 / 0.628 with lr 5e-4,
-# patience 20). The bounds sit above every measured run; an ensemble with an undertrained member
-# was 0.84 away (issue 13), and a 1-epoch member alone is ~0.9.
-MEAN_BOUND, WORST_BOUND = 0.60, 0.65
+# The reference of `benchmarks/simulation_reference.py --pairs 3000 --transforms 3 --hidden 50
+# --learning-rate 1e-3 --patience 10 --obs 3` (3 NSF members): measured C2ST against the exact
+# posterior at these observations, with the C2ST of patience 20, over seeds 0-2: means 0.611,
+# 0.631, 0.622, worst observation 0.654 (self-agreement 0.60-0.64). The bounds sit above every
+# measured run; an ensemble with an undertrained member was 0.84 away (issue 13), and a 1-epoch
+# member alone is ~0.9. The default reference (10,000 pairs) is checked at <= 0.55 by the
+# two-moons acceptance study.
+MEAN_BOUND, WORST_BOUND = 0.65, 0.69
 REFERENCE = NPESettings(
     hidden_features=50, num_transforms=3, learning_rate=1e-3, stop_after_epochs=10
 )

@@ -57,17 +57,24 @@ def study(tmp_path_factory):
                 "density_estimator": "maf",  # the estimator these bounds were measured with
                 "hidden_features": 16,
                 "num_transforms": 1,
-                "stop_after_epochs": 3,
+                "learning_rate": 5e-3,  # converges (as the reference's members below)
+                "training_batch_size": 64,
+                "stop_after_epochs": 10,
                 "replicates": 1,
             },
             "reference": {
                 "budget": 1200,  # 2x budgets.train: small, so the test is quick
                 "members": 3,
+                # A tiny MAF at sbi's learning rate still improved after 500 epochs here (every
+                # member refused as unconverged); at 5e-3 in batches of 64 it stops after
+                # 84-102 epochs with best losses within 0.12 of each other (seeds 1-3).
                 "network": {
                     "density_estimator": "maf",
                     "hidden_features": 16,
                     "num_transforms": 1,
-                    "stop_after_epochs": 3,
+                    "learning_rate": 5e-3,
+                    "training_batch_size": 64,
+                    "stop_after_epochs": 10,
                 },
             },
             "scores": {"posterior_samples": 200, "sbc_samples": 30, "ppc_samples": 20},
@@ -102,8 +109,9 @@ def test_every_level_kind_is_scored_and_the_wrong_physics_is_seen(study):
     assert list(table.index) == ["flow", "one-scale", "flow-biased", "ceiling"]
     assert table["c2st_mean"].notna().all()
     # the ceiling (true-simulator data) is close to the reference; the closure fitted for
-    # K=8, J=32 is wrong at K=4, J=4, and its posterior shows it
-    assert table.loc["ceiling", "c2st_mean"] <= 0.7, table["c2st_mean"]
+    # K=8, J=32 is wrong at K=4, J=4, and its posterior shows it. Measured: ceiling 0.68 (the
+    # reference's members agree at 0.57), one-scale and flow-biased 1.00, flow 0.94.
+    assert table.loc["ceiling", "c2st_mean"] <= 0.75, table["c2st_mean"]
     assert table.loc["one-scale", "c2st_mean"] >= table.loc["ceiling", "c2st_mean"] + 0.2
     # a reduced simulator has no density: its NLL is missing, its sample distances are not
     assert np.isnan(table.loc["one-scale"].get("emulator_nll", np.nan))
