@@ -1,12 +1,12 @@
 """NPE quality on two moons against the exact posterior: the platform's train_npe vs sbi's NPE.
 
 For each training budget the same simulated pairs (two_moons, campaign seed 0) train every
-variant with each training seed; each posterior draws 1,000 samples at 5 observations (simulated
-at prior draws with seed 12345), scored by C2ST against 1,000 exact posterior draws. Published
+variant with each training seed; each posterior draws 1,000 samples at 10 observations
+(``--obs``; simulated at prior draws with seed 12345), scored by C2ST against 1,000 exact posterior draws. Published
 sbibm NPE (NSF) means for two moons: 0.725 at 10^3, 0.606 at 10^4 (Lueckmann et al. 2021).
 
 Run: ``python benchmarks/npe_quality.py [--budgets 1000 10000] [--seeds 0 1 2]
-[--variants ...] [--draws 1000] [--out results.json]``. One torch thread; prints one line per run.
+[--variants ...] [--obs 10] [--draws 1000] [--out results.json]``. One torch thread; prints one line per run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from simulators import Stream, TwoMoons, sample_seeds
 
 __all__ = ["main"]
 
-N_OBS = 5
+N_OBS = 10
 
 
 def pairs(sim: TwoMoons, n: int, campaign_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,12 +88,13 @@ def main() -> None:
     parser.add_argument(
         "--draws", type=int, default=1000, help="draws per posterior (sbibm scores 10,000)"
     )
+    parser.add_argument("--obs", type=int, default=N_OBS, help="observations scored")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     sim = TwoMoons()
-    true_theta = sim.prior.sample(np.random.default_rng(12345), N_OBS)
-    x_obs = sim.simulate(true_theta, np.arange(N_OBS, dtype=np.uint64) + 10**6)
+    true_theta = sim.prior.sample(np.random.default_rng(12345), args.obs)
+    x_obs = sim.simulate(true_theta, np.arange(args.obs, dtype=np.uint64) + 10**6)
     exact = [
         sim.sample_posterior(x_o, args.draws, np.random.default_rng(i))
         for i, x_o in enumerate(x_obs)
@@ -106,7 +107,7 @@ def main() -> None:
                 start = time.perf_counter()
                 draws = VARIANTS[name](theta, x, sim.prior, seed, x_obs, args.draws)
                 seconds = time.perf_counter() - start
-                scores = [c2st(exact[i], draws[i], seed=i) for i in range(N_OBS)]
+                scores = [c2st(exact[i], draws[i], seed=i) for i in range(args.obs)]
                 row = {
                     "budget": budget,
                     "variant": name,
