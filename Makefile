@@ -22,8 +22,12 @@ install-test: $(VENV)/bin/python
 run: install
 	$(VENV)/bin/emustudy run configs/quickstart.yaml
 
+# Two pytest processes share the 2 cores while one imports, waits on a hung sample or renders a
+# report; a test file stays on one of them (module fixtures are built once). The SLURM tests
+# share one local SLURM and run after, on their own.
 test: install-test
-	$(VENV)/bin/python -m pytest -m "not acceptance" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not acceptance and not slurm" -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "slurm and not acceptance" $(PYTEST_ARGS)
 
 acceptance: install-test
 	$(VENV)/bin/python -m pytest -m acceptance -s $(PYTEST_ARGS)

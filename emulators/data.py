@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from emulators.fidelity import EmulatorSpec
+from emulators.fidelity import MIN_ROWS, EmulatorSpec
 from simulators.errors import ConfigError, EmustudyError, StoreError
 from simulators.seeding import GOLDEN_GAMMA, mix64
 from simulators.store import Status, open_group, open_store
@@ -38,7 +38,6 @@ _STATISTICS_ROWS = 4096
 
 __all__ = ["DEFAULT_BUFFER_ROWS", "MIN_ROWS", "StoreDataModule", "split_hash"]
 
-MIN_ROWS = 10
 """Fewest valid rows an emulator is trained on."""
 DEFAULT_BUFFER_ROWS = 262_144
 """Rows held in memory at once by default (e.g. 40 MB for 40 float32 columns)."""

@@ -31,6 +31,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "MIN_ROWS",
+    "AnyLevel",
     "FLOW_FAMILIES",
     "MIXTURE_FAMILIES",
     "EmulatorSpec",
@@ -42,6 +44,9 @@ __all__ = [
     "check_folder_name",
     "parse_level",
 ]
+
+MIN_ROWS = 10
+"""The fewest valid training rows an emulator is trained on."""
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 FLOW_FAMILIES = ("maf", "nsf")
@@ -262,3 +267,7 @@ def check_folder_name(name: str, what: str) -> str:
         f"a {what} name is used as a folder name and may hold only letters, digits, '-' and "
         f"'_', got {name!r}; rename it, e.g. {suggestion.replace(' ', '_')!r}"
     )
+
+
+AnyLevel = FidelityLevel | ReducedSimulatorLevel | PerturbedLevel
+"""Any level of a ladder, as :func:`parse_level` returns it."""

@@ -8,13 +8,13 @@
 A study keeps, in each level's ``emulator.pt``, either a trained emulator or a small stand-in
 record (:func:`write_stand_in`), and :func:`load_stand_in` rebuilds any level from that file.
 
-:func:`check_ladder` refuses, at config load, a ladder whose levels cannot stand in for the
-study's simulator.
+:func:`~emulators.ladder.check_ladder` (re-exported here) refuses, at config load, a ladder whose
+levels cannot stand in for the study's simulator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, final
 
@@ -22,7 +22,14 @@ import numpy as np
 import torch
 
 from emulators.emulator import CheckpointError, Emulator
-from emulators.fidelity import FidelityLevel, PerturbedLevel, ReducedSimulatorLevel, parse_level
+from emulators.fidelity import (
+    AnyLevel,
+    FidelityLevel,
+    PerturbedLevel,
+    ReducedSimulatorLevel,
+    parse_level,
+)
+from emulators.ladder import check_compatible, check_ladder, per_output
 from emulators.noise import seeded_normal
 from emulators.train import save_atomically, verify_torch_file
 from simulators.base import Simulator
@@ -41,7 +48,6 @@ __all__ = [
 ]
 
 STAND_IN_FORMAT = "emustudy-stand-in/1"
-AnyLevel = FidelityLevel | ReducedSimulatorLevel | PerturbedLevel
 _NOISE_STREAM = 0x9E5D  # second entropy word: extra noise independent of the base's own draws
 
 
@@ -69,8 +75,8 @@ class PerturbedEmulator(Simulator):
         self.base, self.level = base, level
         self.name = f"perturbed[{level.name}]"
         self.prior, self.output_names = base.prior, tuple(base.output_names)
-        self.bias = _per_output(level.bias, "bias", level.name, self.output_names)
-        self.extra_noise_std = _per_output(
+        self.bias = per_output(level.bias, "bias", level.name, self.output_names)
+        self.extra_noise_std = per_output(
             level.extra_noise_std, "extra_noise_std", level.name, self.output_names
         )
 
@@ -124,69 +130,6 @@ class PerturbedEmulator(Simulator):
 
     def __repr__(self) -> str:
         return f"PerturbedEmulator(level={self.level.name!r}, base={self.base!r})"
-
-
-def _per_output(
-    value: float | tuple[float, ...], field: str, level: str, outputs: tuple[str, ...]
-) -> np.ndarray:
-    if isinstance(value, tuple):
-        if len(value) != len(outputs):
-            raise ConfigError(
-                f"perturbed level {level!r}: {field} lists {len(value)} values but the simulator "
-                f"has {len(outputs)} outputs {list(outputs)}; give one value per output or a "
-                "single number for all"
-            )
-        return np.asarray(value, dtype=np.float64)
-    return np.full(len(outputs), float(value))
-
-
-def check_compatible(reference: Simulator, candidate: Simulator, what: str) -> None:
-    """Refuse a stand-in whose parameter or output names differ from the reference simulator.
-
-    Raises
-    ------
-    ConfigError
-        Naming both lists of names.
-    """
-    for kind, ours, theirs in (
-        ("parameter", reference.prior.names, candidate.prior.names),
-        ("output", reference.output_names, candidate.output_names),
-    ):
-        if tuple(ours) != tuple(theirs):
-            raise ConfigError(
-                f"{what} has {kind} names {list(theirs)} but the study's simulator "
-                f"{reference.name!r} has {list(ours)}; a stand-in must have the same {kind}s "
-                "in the same order (pick other settings or another simulator)"
-            )
-
-
-def check_ladder(ladder: Sequence[AnyLevel], simulator: Simulator) -> None:
-    """Check that every level can stand in for ``simulator``.
-
-    Reduced simulators must be registered and share parameter and output names; a perturbed
-    level's ``base`` must be an emulator level of the ladder, and per-output lists must have one
-    value per output.
-
-    Raises
-    ------
-    ConfigError
-    """
-    kinds = {level.name: level.kind for level in ladder}
-    for level in ladder:
-        if isinstance(level, ReducedSimulatorLevel):
-            reduced = make_simulator(level.simulator.name, **level.simulator.settings)
-            check_compatible(simulator, reduced, f"reduced_simulator level {level.name!r}")
-        elif isinstance(level, PerturbedLevel):
-            emulators = [name for name, kind in kinds.items() if kind == "emulator"]
-            if kinds.get(level.base) != "emulator":
-                raise ConfigError(
-                    f"perturbed level {level.name!r} has base {level.base!r}, which is not an "
-                    f"emulator level of the ladder; use one of {emulators}"
-                )
-            _per_output(level.bias, "bias", level.name, simulator.output_names)
-            _per_output(
-                level.extra_noise_std, "extra_noise_std", level.name, simulator.output_names
-            )
 
 
 def level_simulator(level: AnyLevel, emulator_path: Callable[[str], Path]) -> Simulator:

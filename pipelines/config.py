@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from yaml.constructor import ConstructorError
 
 from cluster.settings import CampaignSettings
-from emulators.data import MIN_ROWS
-from emulators.fidelity import FidelityLevel, Level, check_folder_name
-from emulators.levels import check_ladder
+from emulators.fidelity import MIN_ROWS, FidelityLevel, Level, check_folder_name
+from emulators.ladder import check_ladder
 from inference.methods import get_method
 from inference.observations import ObservationModel
 from inference.score_table import quality_scores

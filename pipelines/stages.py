@@ -21,9 +21,7 @@ from cluster.guarded import GuardedSimulator
 from cluster.lock import StoreLock
 from cluster.progress import progress_bar
 from cluster.settings import CampaignSettings
-from emulators.fidelity import FidelityLevel, PerturbedLevel
-from emulators.levels import AnyLevel, load_stand_in, write_stand_in
-from emulators.train import train_emulator
+from emulators.fidelity import AnyLevel, FidelityLevel, PerturbedLevel
 from inference.emulator_error import measure_emulator_error, save_emulator_error
 from inference.methods import get_method
 from inference.simulation_reference import MIN_SPREAD, MemberCheck, Run, check_members, member_seed
@@ -243,8 +241,13 @@ def _train_emulator_task(
     store: Path, level: AnyLevel, out_dir: Path, seed: int, base_checkpoint: Path | None
 ) -> None:
     if isinstance(level, FidelityLevel):
+        # Emulator code imports Lightning (about 5 s): only the stages that need it pay that.
+        from emulators.train import train_emulator
+
         train_emulator(store, level, out_dir, seed=seed, progress=False)
     else:  # reduced and perturbed levels have nothing to train: record what stands in
+        from emulators.levels import write_stand_in
+
         write_stand_in(level, out_dir / "emulator.pt", base_checkpoint=base_checkpoint)
 
 
@@ -299,6 +302,8 @@ def emulate(
         if manifest.is_done("emulate", key, [paths.emulated]):
             outcomes.append(StageOutcome("emulate", level.name, False, 0.0))
             continue
+        from emulators.levels import load_stand_in  # imports Lightning: see _train_emulator_task
+
         run_campaign(
             load_stand_in(paths.emulator),
             paths.emulated,
@@ -340,6 +345,8 @@ def _emulator_error_task(
     paths = layout.level(level.name)
     guard = {"timeout_s": campaign.timeout_s, "retries": campaign.retries}
     what = f"emulator error of level {level.name!r}"
+    from emulators.levels import load_stand_in  # imports Lightning: see _train_emulator_task
+
     error = measure_emulator_error(
         GuardedSimulator(load_stand_in(paths.emulator), what=f"{what} (stand-in)", **guard),
         layout.simulations("test"),

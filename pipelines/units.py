@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from emulators.fidelity import FidelityLevel, PerturbedLevel
-from emulators.levels import AnyLevel, load_stand_in
+from emulators.fidelity import AnyLevel, FidelityLevel, PerturbedLevel
 from inference.likelihood_mcmc import FunctionLikelihood
 from inference.methods import MethodContext, get_method
 from pipelines.config import StudyConfig
@@ -131,6 +130,8 @@ class LikelihoodSource:
                 likelihood_id=self.identity,
             )
         if self.stand_in is not None:
+            from emulators.levels import load_stand_in  # Lightning, only where a level is run
+
             stand_in: Any = load_stand_in(self.stand_in)
             return MethodContext(
                 likelihood=FunctionLikelihood(

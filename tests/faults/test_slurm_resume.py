@@ -38,6 +38,18 @@ QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 NAMES = ["full", "reduced", "crude", "ceiling"]
 
 
+def _small_quickstart(folder: Path) -> Path:
+    """The quickstart's ladder and settings with a quarter of its training runs, one replicate
+    and fewer score draws: the same jobs, stages and files, at a third of the run time."""
+    raw = yaml.safe_load(QUICKSTART.read_text())
+    raw["budgets"] |= {"train": 1000, "test": 100}
+    raw["inference"] |= {"replicates": 1}
+    raw["scores"] |= {"posterior_samples": 300, "sbc_samples": 50, "ppc_samples": 30}
+    path = folder / "quickstart.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def _emustudy(*args: str) -> Result:
     """Run the ``emustudy`` command line here: a new process would spend seconds importing."""
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})  # no 80-column cells
@@ -156,10 +168,11 @@ def test_a_cancelled_level_task_is_resubmitted_after_the_jobs_still_queued(tmp_p
 @pytest.mark.slow
 def test_the_quickstart_through_sbatch_survives_a_scancel_and_submit_again_resumes_it(tmp_path):
     """Also the end-to-end test of ``emustudy submit``: one run of the quickstart covers both."""
-    args = (str(QUICKSTART), "--output-dir", str(tmp_path))
+    quickstart = _small_quickstart(tmp_path)
+    args = (str(quickstart), "--output-dir", str(tmp_path / "studies"))
     submitted = _emustudy("submit", args[0], "--profile", "slurm-local", *args[1:])
     assert submitted.exit_code == 0, submitted.output
-    config = load_config(QUICKSTART, output_dir=tmp_path)
+    config = load_config(quickstart, output_dir=tmp_path / "studies")
     layout = StudyLayout(config.study_dir)
     (first,) = read_submissions(layout)
     array = first["levels"]
