@@ -2,11 +2,13 @@
 
 For each training budget the same simulated pairs (two_moons, campaign seed 0) train every
 variant with each training seed; each posterior draws 1,000 samples at 10 observations
-(``--obs``; simulated at prior draws with seed 12345), scored by C2ST against 1,000 exact posterior draws. Published
-sbibm NPE (NSF) means for two moons: 0.725 at 10^3, 0.606 at 10^4 (Lueckmann et al. 2021).
+(``--obs``; simulated at prior draws with seed 12345), scored by C2ST against 1,000 exact
+posterior draws. Published sbibm NPE (NSF) means for two moons: 0.725 at 10^3, 0.606 at 10^4
+(Lueckmann et al. 2021).
 
 Run: ``python benchmarks/npe_quality.py [--budgets 1000 10000] [--seeds 0 1 2]
-[--variants ...] [--obs 10] [--draws 1000] [--out results.json]``. One torch thread; prints one line per run.
+[--variants ...] [--obs 10] [--draws 1000] [--out results.json]``. One torch thread; prints one
+line per run.
 """
 
 from __future__ import annotations
