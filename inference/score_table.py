@@ -30,12 +30,20 @@ from inference.seeds import child_seed
 
 __all__ = [
     "SCORES",
+    "SCORING_VERSION",
     "ScoreSpec",
     "quality_scores",
     "score_spec",
     "summary_scores",
     "trend_scores",
 ]
+
+SCORING_VERSION = 2
+"""Raised whenever a change of the scoring code changes what stored scores would read (2: C2ST
+classifiers train until 20 epochs pass without progress, not 3, which read too close to 0.5).
+It is part of the digests of the stages that compute scores (score, the reference's
+self-agreement and truth check, the emulator error), so a study scored by older code shows those
+stages stale and ``emustudy run`` computes them again; trained posteriors and stores are kept."""
 
 Reduction = Literal["mean", "min", "reject"]
 Requirement = Literal["normalised", "simulator", "support_mass", "truth"]

@@ -24,6 +24,7 @@ from cluster.settings import CampaignSettings
 from emulators.fidelity import AnyLevel, FidelityLevel, PerturbedLevel
 from inference.emulator_error import measure_emulator_error, save_emulator_error
 from inference.methods import get_method
+from inference.score_table import SCORING_VERSION
 from inference.simulation_reference import MIN_SPREAD, MemberCheck, Run, check_members, member_seed
 from pipelines import scoring
 from pipelines.config import SimulatorConfig, StudyConfig, digest
@@ -161,7 +162,7 @@ def _level_digests(
         infer_key = digest(simulations, config.budgets.emulated_runs, _method_key(config, method))
         return {
             "infer": infer_key,
-            "score": digest(infer_key, config.scores, *observation_parts(config)),
+            "score": digest(infer_key, config.scores, SCORING_VERSION, *observation_parts(config)),
         }
     emulator_key = _stand_in_digest(config, level, simulations)
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
@@ -171,12 +172,13 @@ def _level_digests(
         "emulator-error": digest(emulator_key, _ERROR_SETTINGS),
         "emulate": emulate_key,
         "infer": infer_key,
-        "score": digest(infer_key, config.scores, *observation_parts(config)),
+        "score": digest(infer_key, config.scores, SCORING_VERSION, *observation_parts(config)),
     }
 
 
-_ERROR_SETTINGS = {"n_theta": 200, "n_draws": 20, "version": 1}
-"""How many held-out thetas and draws per theta measure each level's error."""
+_ERROR_SETTINGS = {"n_theta": 200, "n_draws": 20, "version": 1, "scoring": SCORING_VERSION}
+"""How many held-out thetas and draws per theta measure each level's error, and with which
+scoring code (its C2ST)."""
 
 
 def _stand_in_digest(config: StudyConfig, level: AnyLevel, simulations: str) -> str:
@@ -428,7 +430,12 @@ def _train_reference(
         outputs = [layout.reference_checks, layout.reference_agreement]
     reference = config.reference.model_dump(exclude={"trust_threshold"})
     key = digest(
-        simulation_digest(config), kind, reference, config.scores, *observation_parts(config)
+        simulation_digest(config),
+        kind,
+        reference,
+        config.scores,
+        SCORING_VERSION,  # its self-agreement and truth check are C2STs; members are kept
+        *observation_parts(config),
     )
     if kind == "simulation":
         key = digest(key, simulation_key(config, "reference"))

@@ -106,3 +106,22 @@ def test_a_changed_config_is_refused_and_nothing_is_overwritten(study, quickstar
     with pytest.raises(StaleOutputError, match="made by a different config"):
         run_study(changed, progress=False)
     assert posterior.read_bytes() == before
+
+
+def test_scores_of_older_scoring_code_show_stale_and_nothing_else_does(study, monkeypatch):
+    config, _ = study
+    from pipelines import stages
+    from pipelines.state import stage_states
+
+    assert {s.state for s in stage_states(config, StudyLayout(config.study_dir))} == {"done"}
+    # as if the study had been scored before the scoring code changed (SCORING_VERSION raised)
+    monkeypatch.setattr(stages, "SCORING_VERSION", stages.SCORING_VERSION + 1)
+    monkeypatch.setattr(stages, "_ERROR_SETTINGS", {**stages._ERROR_SETTINGS, "scoring": -1})
+    states = stage_states(config, StudyLayout(config.study_dir), counts=False)
+    stale = {s.stage for s in states if s.state == "stale"}
+    assert stale == {"score"}, [(s.stage, s.level, s.state) for s in states]
+    assert {s.state for s in states if s.stage != "score"} == {"done"}
+    assert len([s for s in states if s.stage == "score"]) == 4  # 3 levels and the ceiling
+    emulator_error = stages._level_digests(config, config.ladder[0])["emulator-error"]
+    monkeypatch.undo()
+    assert emulator_error != stages._level_digests(config, config.ladder[0])["emulator-error"]
