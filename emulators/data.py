@@ -38,7 +38,6 @@ _STATISTICS_ROWS = 4096
 
 __all__ = ["DEFAULT_BUFFER_ROWS", "MIN_ROWS", "StoreDataModule", "split_hash"]
 
-"""Fewest valid rows an emulator is trained on."""
 DEFAULT_BUFFER_ROWS = 262_144
 """Rows held in memory at once by default (e.g. 40 MB for 40 float32 columns)."""
 

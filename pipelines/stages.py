@@ -158,12 +158,10 @@ def _level_digests(
     config: StudyConfig, level: AnyLevel | None, method: str = "npe"
 ) -> dict[str, str]:
     simulations = simulation_digest(config)
+    scoring_parts = (config.scores, SCORING_VERSION, *observation_parts(config))
     if level is None:
         infer_key = digest(simulations, config.budgets.emulated_runs, _method_key(config, method))
-        return {
-            "infer": infer_key,
-            "score": digest(infer_key, config.scores, SCORING_VERSION, *observation_parts(config)),
-        }
+        return {"infer": infer_key, "score": digest(infer_key, *scoring_parts)}
     emulator_key = _stand_in_digest(config, level, simulations)
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
     infer_key = digest(emulate_key, _method_key(config, method))
@@ -172,7 +170,7 @@ def _level_digests(
         "emulator-error": digest(emulator_key, _ERROR_SETTINGS),
         "emulate": emulate_key,
         "infer": infer_key,
-        "score": digest(infer_key, config.scores, SCORING_VERSION, *observation_parts(config)),
+        "score": digest(infer_key, *scoring_parts),
     }
 
 
@@ -297,6 +295,8 @@ def emulate(
     The measured error against held-out true-simulator pairs (:mod:`inference.emulator_error`)
     goes to each level's ``emulator_error.zarr``, the levels side by side as Dask tasks.
     """
+    from emulators.levels import load_stand_in  # imports Lightning: see _train_emulator_task
+
     outcomes = []
     for level in levels:
         paths, began = layout.level(level.name), time.perf_counter()
@@ -304,8 +304,6 @@ def emulate(
         if manifest.is_done("emulate", key, [paths.emulated]):
             outcomes.append(StageOutcome("emulate", level.name, False, 0.0))
             continue
-        from emulators.levels import load_stand_in  # imports Lightning: see _train_emulator_task
-
         run_campaign(
             load_stand_in(paths.emulator),
             paths.emulated,
