@@ -22,7 +22,15 @@ from scipy import stats
 from inference.posterior import Posterior
 from simulators.errors import ConfigError
 
-__all__ = ["finite_pairs", "ranks_from_draws", "tarp", "hpd_coverage", "recovery"]
+__all__ = [
+    "coverage_from_levels",
+    "finite_pairs",
+    "hpd_coverage",
+    "hpd_levels",
+    "ranks_from_draws",
+    "recovery",
+    "tarp",
+]
 
 
 def finite_pairs(theta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -114,34 +122,28 @@ def tarp(
     }
 
 
-def hpd_coverage(
-    posterior: Posterior,
-    draws: np.ndarray,
-    theta: np.ndarray,
-    x: np.ndarray,
-    credibility: np.ndarray,
+def hpd_levels(
+    posterior: Posterior, draws: np.ndarray, theta: np.ndarray, x: np.ndarray
 ) -> np.ndarray:
-    """Expected coverage of the highest-density regions of ``q``.
+    """The credibility of the smallest HPD region of ``q(. | x_i)`` that holds ``theta_i``.
 
-        The true parameter lies inside the HPD region of credibility ``alpha`` when less than
-        ``alpha`` of the draws have a higher density than it. The prior-support renormalisation of
-        ``q`` is the same for all draws at one ``x``, so the raw estimator density ranks them
+    The true parameter lies inside the HPD region of credibility ``alpha`` when less than
+    ``alpha`` of the draws have a higher density than it. The prior-support renormalisation of
+    ``q`` is the same for all draws at one ``x``, so the raw estimator density ranks them
     (:meth:`~inference.posterior.Posterior.log_prob_unnormalised`, which every method has).
 
-        Parameters
-        ----------
-        posterior : Posterior
-        draws : (S, N, p)
-            From ``q(. | x_i)``.
-        theta : (N, p)
-        x : (N, d)
-        credibility : (L,)
-            Levels in [0, 1].
+    Parameters
+    ----------
+    posterior : Posterior
+    draws : (S, N, p)
+        From ``q(. | x_i)``.
+    theta : (N, p)
+    x : (N, d)
 
-        Returns
-        -------
-        coverage : (L,)
-            Fraction of pairs covered at each level; equal to ``credibility`` when calibrated.
+    Returns
+    -------
+    level : (N,)
+        Share of the draws denser than ``theta_i``; uniform on [0, 1] when calibrated.
     """
     draws, theta = _check_draws(draws, theta)
     x = np.asarray(x, dtype=np.float64)
@@ -150,8 +152,41 @@ def hpd_coverage(
         draws.reshape(n_draws * n_pairs, n_params), np.tile(x, (n_draws, 1))
     ).reshape(n_draws, n_pairs)
     log_theta = posterior.log_prob_unnormalised(theta, x)
-    level = (log_draws > log_theta[None]).mean(axis=0)  # (N,): HPD level reaching theta_i
-    return (level[None] <= np.asarray(credibility)[:, None]).mean(axis=1)
+    return (log_draws > log_theta[None]).mean(axis=0)
+
+
+def coverage_from_levels(levels: np.ndarray, credibility: np.ndarray) -> np.ndarray:
+    """Share of ``levels`` ``(N,)`` at or below each credibility ``(L,)``: ``(L,)``."""
+    levels = np.asarray(levels, dtype=np.float64)
+    levels = levels[np.isfinite(levels)]
+    return (levels[None] <= np.asarray(credibility, dtype=np.float64)[:, None]).mean(axis=1)
+
+
+def hpd_coverage(
+    posterior: Posterior,
+    draws: np.ndarray,
+    theta: np.ndarray,
+    x: np.ndarray,
+    credibility: np.ndarray,
+) -> np.ndarray:
+    """Expected coverage of the highest-density regions of ``q`` (see :func:`hpd_levels`).
+
+    Parameters
+    ----------
+    posterior : Posterior
+    draws : (S, N, p)
+        From ``q(. | x_i)``.
+    theta : (N, p)
+    x : (N, d)
+    credibility : (L,)
+        Levels in [0, 1].
+
+    Returns
+    -------
+    coverage : (L,)
+        Fraction of pairs covered at each level; equal to ``credibility`` when calibrated.
+    """
+    return coverage_from_levels(hpd_levels(posterior, draws, theta, x), credibility)
 
 
 def recovery(

@@ -19,6 +19,7 @@ from inference.observations import ObservationModel
 from inference.score_table import quality_scores
 from inference.settings import MethodSettings, NPESettings
 from pipelines.config_errors import describe_errors
+from pipelines.degrees import MisspecificationSweep, check_sweep
 from pipelines.sweeps import Sweep, check_sweeps, pull_sweeps
 from pipelines.truth_settings import (
     ObservationFile,
@@ -231,6 +232,11 @@ class StudyConfig(_Frozen):
     sweeps: tuple[Sweep, ...] = Field(
         (), description="filled from the ladder's `- sweep: {...}` entries (pipelines/sweeps.py)"
     )
+    misspecification: MisspecificationSweep | None = Field(
+        None,
+        description="a knob and its degrees: every unit is scored at observations made at each "
+        "degree (pipelines/degrees.py)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -295,6 +301,16 @@ class StudyConfig(_Frozen):
         except ConfigError as err:
             raise ValueError(str(err)) from err
         self._check_truth(simulator)
+        if self.misspecification is not None:
+            try:
+                check_sweep(
+                    self.misspecification,
+                    simulator,
+                    self.scores.observation_model,
+                    self.inference.methods,
+                )
+            except ConfigError as err:
+                raise ValueError(str(err)) from err
         return self
 
     def _check_truth(self, simulator: Simulator) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "sbc_histograms",
     "coverage_curves",
     "cost_quality_frontier",
+    "line_against",
 ]
 
 _DPI = 110
@@ -324,4 +325,37 @@ def dose_response_curve(curve: Any, knob: str, label: str) -> bytes:
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def line_against(
+    table: pd.DataFrame,
+    x: str,
+    score: str,
+    x_label: str,
+    label: str,
+    *,
+    exact: str | None = None,
+    nominal: float | None = None,
+) -> bytes:
+    """``score`` against ``x``, one line per unit with ``<score>_lo``/``_hi`` bars (the ceiling's
+    dashed); the exact assumed posterior's analytic curve (column ``exact``, thick grey) and a
+    ``nominal`` value (dotted grey) where given."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=_DPI)
+    for unit, rows in table.groupby("unit", sort=False):
+        rows = rows.sort_values(x)
+        errors = _interval(rows.rename(columns={score: f"{score}_mean"}), score)
+        ceiling = str(unit).split("/")[0] == CEILING
+        ax.errorbar(rows[x], rows[score], yerr=errors, marker="s" if ceiling else "o", ms=3,
+                    capsize=2, ls="--" if ceiling else "-", label=unit)  # fmt: skip
+    if exact is not None and exact in table and table[exact].notna().any():
+        curve = table.drop_duplicates(x).sort_values(x)
+        ax.plot(curve[x], curve[exact], color="0.3", lw=3, alpha=0.4,
+                label="exact assumed posterior (analytic)")  # fmt: skip
+    if nominal is not None:
+        ax.axhline(nominal, color="0.5", ls=":", lw=1, label=f"nominal {nominal:g}")
+    ax.set_xlabel(x_label, fontsize=8)
+    ax.set_ylabel(label, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _png(fig)

@@ -53,6 +53,11 @@ class LevelLayout:
     def scores(self) -> Path:
         return self.method_root / "scores.zarr"
 
+    @property
+    def degree_scores(self) -> Path:
+        """Scores at every degree of the study's misspecification sweep."""
+        return self.method_root / "degrees.zarr"
+
     def replicate_posterior(self, index: int) -> Path:
         """Posterior of training replicate ``index`` (replicate 0 is ``posterior.pt``)."""
         return self.posterior if index == 0 else self.method_root / f"posterior-{index}.pt"

@@ -96,6 +96,10 @@ class ReportData:
     dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
     ``report.quality_score`` for the NPE units."""
+    degrees: pd.DataFrame | None = None
+    """One row per unit and degree of the misspecification sweep
+    (:func:`pipelines.degree_report.degree_table`); None without a sweep."""
+    degree_knob: str = ""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -209,7 +213,27 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         **_reference_notes(config, layout, floor),
         reference_vs_truth=_mean_c2st(layout.reference_truth_check),
         dose_response=_dose_responses(config, scores),
+        **_degree_data(config, layout),
     )
+
+
+def _degree_data(config: StudyConfig, layout: StudyLayout) -> dict[str, Any]:
+    """The misspecification sweep's table and knob, where the study has one."""
+    if config.misspecification is None:
+        return {}
+    from pipelines.degree_report import degree_table
+    from pipelines.units import study_simulator
+
+    found, names = {}, {}
+    for unit in units(config, [*config.ladder, None]):
+        ds = _open(layout.level(unit.name).degree_scores)
+        if ds is not None:
+            found[unit.name] = ds
+            names[unit.name] = (level_name(unit.level), unit.method)
+    if not found:
+        return {}
+    table = degree_table(found, names, study_simulator(config))
+    return {"degrees": table, "degree_knob": config.misspecification.knob}
 
 
 def _c2st_uncertainty(ds: xr.Dataset) -> float:

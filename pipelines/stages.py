@@ -6,6 +6,7 @@ outputs of another config, and runs independent levels side by side as Dask task
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from inference.emulator_error import measure_emulator_error, save_emulator_error
 from inference.methods import get_method
 from inference.score_table import SCORING_VERSION
 from inference.simulation_reference import MIN_SPREAD, MemberCheck, Run, check_members, member_seed
-from pipelines import scoring
+from pipelines import degrees, scoring
 from pipelines.config import SimulatorConfig, StudyConfig, digest
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
@@ -39,6 +40,7 @@ from pipelines.units import (
     study_simulator,
     units,
 )
+from simulators.base import Simulator
 from simulators.errors import StoreError
 from simulators.registry import make_simulator
 
@@ -72,6 +74,9 @@ class StageOutcome:
 
 
 def _budget(config: StudyConfig, role: str) -> int:
+    if role.startswith("misspecified"):
+        assert config.misspecification is not None
+        return config.misspecification.observations
     return {
         "train": config.budgets.train,
         "test": config.budgets.test,
@@ -88,6 +93,8 @@ def simulation_roles(config: StudyConfig) -> tuple[str, ...]:
         roles.append("observations")
     if config.reference_kind == "simulation":
         roles.append("reference")
+    if config.misspecification is not None:
+        roles += degrees.degree_roles(config.misspecification)
     return tuple(roles)
 
 
@@ -108,6 +115,13 @@ def simulation_key(config: StudyConfig, role: str) -> str:
     if role == "reference":
         chunk = config.budgets.chunk_size
         return digest(config.seed, config.simulator, config.reference_budget, chunk, role)
+    if role.startswith("misspecified"):
+        sweep = config.misspecification
+        assert sweep is not None
+        made = degrees.degree_simulator(study_simulator(config), sweep, role)
+        return digest(
+            config.seed, made.name, made.settings, sweep.observations, config.budgets.chunk_size
+        )
     return digest(simulation_digest(config), role)
 
 
@@ -125,11 +139,17 @@ def simulate(
             outcomes.append(StageOutcome(f"simulate-{role}", None, False, 0.0))
             continue
         store.parent.mkdir(parents=True, exist_ok=True)
+        misspecified = role.startswith("misspecified") and config.misspecification is not None
         run_campaign(
-            simulator,
+            degrees.degree_simulator(simulator, config.misspecification, role)
+            if misspecified
+            else simulator,
             store,
             n_samples=_budget(config, role),
-            campaign_seed=stage_seed(config.seed, "campaign", role),
+            # every degree of a misspecification sweep at the same theta0 and seeds
+            campaign_seed=stage_seed(
+                config.seed, "campaign", "misspecified" if misspecified else role
+            ),
             chunk_size=min(config.budgets.chunk_size, _budget(config, role)),
             client=client,
             attrs={"study": config.name, "role": role, "fidelity_level": "simulator"},
@@ -159,6 +179,8 @@ def _level_digests(
 ) -> dict[str, str]:
     simulations = simulation_digest(config)
     scoring_parts = (config.scores, SCORING_VERSION, *observation_parts(config))
+    if config.misspecification is not None:
+        scoring_parts += (config.misspecification,)
     if level is None:
         infer_key = digest(simulations, config.budgets.emulated_runs, _method_key(config, method))
         return {"infer": infer_key, "score": digest(infer_key, *scoring_parts)}
@@ -554,6 +576,40 @@ def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scorin
     )
 
 
+def _degree_job(
+    config: StudyConfig, layout: StudyLayout, unit: Unit
+) -> degrees.DegreeScoring | None:
+    """What scoring ``unit`` at every degree of the study's misspecification sweep reads."""
+    sweep = config.misspecification
+    if sweep is None:
+        return None
+    paths = layout.level(unit.name)
+    return degrees.DegreeScoring(
+        sweep=sweep,
+        observation_model=config.scores.observation_model,
+        simulator=(config.simulator.name, json.dumps(config.simulator.settings, sort_keys=True)),
+        stores=tuple(layout.simulations(role) for role in degrees.degree_roles(sweep)),
+        test_store=layout.simulations("test"),
+        posteriors=tuple(paths.replicate_posterior(i) for i in range(config.inference.replicates)),
+        out=paths.degree_scores,
+        seed=stage_seed(config.seed, "degrees", unit.name),
+        observation_seed=stage_seed(config.seed, "observation-model", "degrees"),
+    )
+
+
+def _score_unit(
+    job: scoring.LevelScoring,
+    degree_job: degrees.DegreeScoring | None,
+    layout: StudyLayout,
+    simulator: Simulator,
+    guarded: Simulator,
+) -> None:
+    """Score one unit (on a worker): against the reference, then at every degree."""
+    scoring.score_level(job, layout, simulator, guarded)
+    if degree_job is not None:
+        degrees.score_degrees(degree_job, job.likelihood.context())
+
+
 def score(
     config: StudyConfig,
     layout: StudyLayout,
@@ -573,10 +629,14 @@ def score(
         layout,
         client,
         units(config, list(levels)),
-        outputs=lambda name: [layout.level(name).scores],
-        task=scoring.score_level,
+        outputs=lambda name: (
+            [layout.level(name).scores]
+            + ([layout.level(name).degree_scores] if config.misspecification else [])
+        ),
+        task=_score_unit,
         arguments=lambda unit: (
             _scoring_job(config, layout, unit),
+            _degree_job(config, layout, unit),
             layout,
             simulator,
             GuardedSimulator(

@@ -43,7 +43,7 @@ __all__ = [
 
 STAGES = ("simulate", "train-emulator", "emulate", "infer", "score", "report")
 # Bump when the report's content changes, so `emustudy report` rebuilds existing reports.
-REPORT_VERSION = 3
+REPORT_VERSION = 4
 _LEVEL_STAGES = {
     "train-emulator": stages.train_emulators,
     "emulate": stages.emulate,

@@ -22,9 +22,18 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from simulators.base import Simulator
 from simulators.errors import ConfigError
+from simulators.registry import make_simulator
 
-__all__ = ["ConjugateNormal", "Misspecified", "expected_log_density", "hpd_coverage"]
+__all__ = [
+    "ConjugateNormal",
+    "DGPSimulator",
+    "Misspecified",
+    "at_degree",
+    "expected_log_density",
+    "hpd_coverage",
+]
 
 
 class Misspecified(ABC):
@@ -78,6 +87,51 @@ class Misspecified(ABC):
         -------
         theta : (n, n_params) float64
         """
+
+
+def at_degree(model: Simulator, degree: float) -> Simulator:
+    """A copy of the misspecified ``model`` with its knob set to ``degree``.
+
+    Raises
+    ------
+    ConfigError
+        If ``model`` is not :class:`Misspecified` (it has no knob).
+    """
+    if not isinstance(model, Misspecified):
+        raise ConfigError(
+            f"simulator {model.name!r} has no data-generating process other than itself, so it "
+            "has no misspecification knob; use a misspecified model (normal_location, "
+            "ward_gaussian, misspecified_gaussian_linear) or sweep observation_model.scale"
+        )
+    return make_simulator(model.name, **{**model.settings, model.knob: float(degree)})
+
+
+class DGPSimulator(Simulator):
+    """The data-generating process of a misspecified simulator, as a :class:`Simulator`.
+
+    Its ``simulate`` is the model's ``simulate_dgp``, so the campaign engine (Dask, the Zarr
+    store, retries) makes the observations of a misspecification sweep like any other runs.
+
+    Parameters
+    ----------
+    model : Simulator and Misspecified
+        The assumed model with its knob at the wanted degree.
+    """
+
+    def __init__(self, model: Simulator) -> None:
+        if not isinstance(model, Misspecified):
+            at_degree(model, 0.0)  # raises the message naming the problem
+        self.model = model
+        self.name = f"{model.name}:dgp"
+        self.prior = model.prior
+        self.output_names = model.output_names
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {**self.model.settings, "process": "dgp"}
+
+    def simulate(self, theta: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        return self.model.simulate_dgp(theta, seeds)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

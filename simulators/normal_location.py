@@ -55,6 +55,8 @@ from simulators.prior import Parameter, Prior
 
 __all__ = ["NormalLocation", "WardGaussian"]
 
+_SUMMARIES = ("mean", "variance")
+
 
 class _NormalSummaries(Simulator, ExactPosterior, Misspecified):
     """Shared body of :class:`NormalLocation` and :class:`WardGaussian`; not registered.
@@ -65,9 +67,16 @@ class _NormalSummaries(Simulator, ExactPosterior, Misspecified):
 
     ddof: int
     knob = "dgp_variance"
-    output_names = ("mean", "variance")
 
-    def __init__(self, n: int, prior_var: float, dgp_variance: float) -> None:
+    def __init__(
+        self, n: int, prior_var: float, dgp_variance: float, summaries: str = "mean,variance"
+    ) -> None:
+        names = tuple(part.strip() for part in str(summaries).split(","))
+        if not names or len(set(names)) != len(names) or not set(names) <= set(_SUMMARIES):
+            raise ConfigError(
+                f"{self.name}: summaries must be 'mean', 'variance' or both, comma-separated "
+                f"('mean,variance'), got {summaries!r}"
+            )
         if int(n) != n or n < 2 or not prior_var > 0 or not dgp_variance > 0:
             raise ConfigError(
                 f"{self.name} needs an integer n >= 2 and positive variances, got n={n}, "
@@ -75,6 +84,7 @@ class _NormalSummaries(Simulator, ExactPosterior, Misspecified):
                 f"n=100, prior_var=25.0, dgp_variance=2.0"
             )
         self.n, self.prior_var, self.dgp_variance = int(n), float(prior_var), float(dgp_variance)
+        self.output_names = names
         self.prior = Prior(
             parameters=(Parameter(name="theta", distribution="normal", scale=math.sqrt(prior_var)),)
         )
@@ -83,18 +93,25 @@ class _NormalSummaries(Simulator, ExactPosterior, Misspecified):
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {"n": self.n, "prior_var": self.prior_var, "dgp_variance": self.dgp_variance}
+        return {
+            "n": self.n,
+            "prior_var": self.prior_var,
+            "dgp_variance": self.dgp_variance,
+            "summaries": ",".join(self.output_names),
+        }
 
     @property
     def well_specified_value(self) -> float:
         return 1.0
 
     def _summaries(self, theta: np.ndarray, seeds: np.ndarray, variance: float) -> np.ndarray:
-        """``(mean, variance)`` of ``n`` draws ``N(theta, variance)`` per row, ``(batch, 2)``."""
+        """The chosen summaries (of mean and variance) of ``n`` draws ``N(theta, variance)`` per
+        row, ``(batch, len(output_names))``."""
         theta = np.asarray(theta, dtype=np.float64).reshape(-1, 1)
         z = np.stack([np.random.default_rng(int(s)).standard_normal(self.n) for s in seeds])
         draws = theta + math.sqrt(variance) * z
-        return np.column_stack([draws.mean(axis=1), draws.var(axis=1, ddof=self.ddof)])
+        found = {"mean": draws.mean(axis=1), "variance": draws.var(axis=1, ddof=self.ddof)}
+        return np.column_stack([found[name] for name in self.output_names])
 
     def simulate(self, theta: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         return self._summaries(theta, seeds, 1.0)
@@ -103,19 +120,29 @@ class _NormalSummaries(Simulator, ExactPosterior, Misspecified):
         """Summaries of ``n`` draws ``N(theta, dgp_variance)``; the same ``z`` as ``simulate``."""
         return self._summaries(theta, seeds, self.dgp_variance)
 
+    def _mean(self, x_o: np.ndarray) -> np.ndarray:
+        """The sample-mean summary ``(1,)`` of one observation (the posterior's only input)."""
+        if "mean" not in self.output_names:
+            raise ConfigError(
+                f"{self.name} with summaries {','.join(self.output_names)!r} has no closed-form "
+                "posterior (the sample variance alone is not sufficient for theta); use "
+                "summaries 'mean' or 'mean,variance'"
+            )
+        return np.asarray(x_o, dtype=np.float64)[self.output_names.index("mean")][None]
+
     def posterior_moments(self, x_o: np.ndarray) -> tuple[np.ndarray, float]:
-        """Mean ``(1,)`` and variance of the assumed posterior; only the mean ``x_o[0]`` counts."""
-        return self.assumed.posterior_moments(np.asarray(x_o, dtype=np.float64)[:1])
+        """Mean ``(1,)`` and variance of the assumed posterior; only the sample mean counts."""
+        return self.assumed.posterior_moments(self._mean(x_o))
 
     def dgp_posterior_moments(self, x_o: np.ndarray) -> tuple[np.ndarray, float]:
         """Mean ``(1,)`` and variance of the posterior under ``N(theta, dgp_variance)``."""
-        return self.dgp.posterior_moments(np.asarray(x_o, dtype=np.float64)[:1])
+        return self.dgp.posterior_moments(self._mean(x_o))
 
     def sample_posterior(self, x_o: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.assumed.sample(np.asarray(x_o, dtype=np.float64)[:1], n, rng)
+        return self.assumed.sample(self._mean(x_o), n, rng)
 
     def sample_dgp_posterior(self, x_o: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.dgp.sample(np.asarray(x_o, dtype=np.float64)[:1], n, rng)
+        return self.dgp.sample(self._mean(x_o), n, rng)
 
     def coverage(
         self, level: float | np.ndarray, theta0: float | None = None
@@ -145,13 +172,23 @@ class NormalLocation(_NormalSummaries):
         Prior variance of theta.
     dgp_variance : float
         Variance of the observations' draws (the knob; 1.0 is well specified, the default).
+    summaries : str
+        ``"mean,variance"`` (the papers' pair, which lets a method see the misspecification),
+        ``"mean"`` (the sufficient statistic alone: methods cannot see it, and their posterior
+        is the assumed one whose coverage :meth:`coverage` gives) or ``"variance"``.
     """
 
     name = "normal_location"
     ddof = 1
 
-    def __init__(self, n: int = 100, prior_var: float = 25.0, dgp_variance: float = 1.0) -> None:
-        super().__init__(n, prior_var, dgp_variance)
+    def __init__(
+        self,
+        n: int = 100,
+        prior_var: float = 25.0,
+        dgp_variance: float = 1.0,
+        summaries: str = "mean,variance",
+    ) -> None:
+        super().__init__(n, prior_var, dgp_variance, summaries)
 
 
 class WardGaussian(_NormalSummaries):
@@ -159,12 +196,18 @@ class WardGaussian(_NormalSummaries):
 
     Parameters
     ----------
-    n, prior_var, dgp_variance
+    n, prior_var, dgp_variance, summaries
         As :class:`NormalLocation`, with the paper's defaults 100, 25 and 2.
     """
 
     name = "ward_gaussian"
     ddof = 0
 
-    def __init__(self, n: int = 100, prior_var: float = 25.0, dgp_variance: float = 2.0) -> None:
-        super().__init__(n, prior_var, dgp_variance)
+    def __init__(
+        self,
+        n: int = 100,
+        prior_var: float = 25.0,
+        dgp_variance: float = 2.0,
+        summaries: str = "mean,variance",
+    ) -> None:
+        super().__init__(n, prior_var, dgp_variance, summaries)
