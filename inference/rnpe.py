@@ -156,6 +156,7 @@ class RNPEPosterior:
         self.scale = np.asarray(scale, dtype=np.float64)
         self.options, self.mcmc, self.settings = options, mcmc, settings
         self.summary_training, self.fingerprint = summary_training, fingerprint
+        self._density_cache: tuple[bytes, np.ndarray] | None = None
         self._potential = _denoising_potential(self.flow, options.error)
         with seeded(0):
             self._sampler = MCMCPosterior(
@@ -233,13 +234,24 @@ class RNPEPosterior:
         unique, inverse = np.unique(
             check_observations(x, self.x_dim, "x"), axis=0, return_inverse=True
         )
-        m = self.options.density_draws
-        denoised = self.denoise(unique, m, 0)[:, inverse.reshape(-1)]  # (m, b, d)
+        denoised = self._density_draws(unique)[:, inverse.reshape(-1)]  # (m, b, d)
+        m = denoised.shape[0]
         pairs = np.repeat(theta_t.double().numpy()[None], m, axis=0)  # (m, b, p)
         log_q = self.npe.log_prob(
             pairs.reshape(-1, self.theta_dim), denoised.reshape(-1, self.x_dim)
         )
         return (torch.logsumexp(torch.as_tensor(log_q).reshape(m, -1), 0) - np.log(m)).numpy()
+
+    def _density_draws(self, unique: np.ndarray) -> np.ndarray:
+        """The ``density_draws`` denoised draws ``(m, b, d)`` of the distinct rows ``unique``.
+
+        Kept for the last set of rows: scoring asks for the density of many draws and of the
+        true parameter at the same observations, and each MCMC run costs seconds.
+        """
+        key = unique.tobytes()
+        if self._density_cache is None or self._density_cache[0] != key:
+            self._density_cache = (key, self.denoise(unique, self.options.density_draws, 0))
+        return self._density_cache[1]
 
     def log_prob_unnormalised(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The same as :meth:`log_prob` (it is normalised)."""

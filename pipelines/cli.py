@@ -86,6 +86,12 @@ def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
     from pipelines.units import skipped_units
 
     console.print(f"inference methods: {', '.join(study.inference.methods)}")
+    if (sweep := study.misspecification) is not None:
+        console.print(
+            f"misspecification: {sweep.knob} at {', '.join(f'{d:g}' for d in sweep.degrees)}; "
+            f"{sweep.observations} observations per degree ({sweep.mcmc_observations} for "
+            "methods that run MCMC per observation)"
+        )
     for level, method, reason in skipped_units(study):
         console.print(f"  {method} is left out for {level}: {reason}")
     console.print(_truth_line(study), soft_wrap=True, highlight=False)

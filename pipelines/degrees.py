@@ -62,6 +62,9 @@ class MisspecificationSweep(BaseModel):
     c2st_observations : int
         Observations (the first ones) at which the C2ST against the data-generating process's
         own posterior is taken, where the simulator knows it (about 1 s each per replicate).
+    mcmc_observations : int
+        Observations (the first ones) at which methods that run MCMC per observation (not
+        amortised, e.g. RNPE: about 1 s per observation and degree) are scored.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -71,6 +74,7 @@ class MisspecificationSweep(BaseModel):
     observations: int = Field(200, ge=20)
     posterior_samples: int = Field(500, ge=50)
     c2st_observations: int = Field(5, ge=0)
+    mcmc_observations: int = Field(50, ge=20)
 
     @field_validator("degrees")
     @classmethod
@@ -240,13 +244,16 @@ def score_degrees(job: DegreeScoring, context: Any = None) -> None:
     import json
 
     from inference.degree_scores import score_at_observations
-    from inference.methods import load_posterior
+    from inference.methods import get_method, load_posterior
     from inference.scores import SCORES_FORMAT, save_scores
 
     name, settings = job.simulator
     simulator = make_simulator(name, **json.loads(settings))
     posteriors = [load_posterior(path, simulator.prior, context=context) for path in job.posteriors]
     theta0, ys = degree_observations(job)
+    if not get_method(posteriors[0].method).amortised:
+        kept = job.sweep.mcmc_observations
+        theta0, ys = theta0[:kept], [y[:kept] for y in ys]
     per_degree = []
     for index, y in enumerate(ys):
         truth = _truth(simulator, job.sweep, index)
