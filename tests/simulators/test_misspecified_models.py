@@ -242,3 +242,32 @@ def test_c2st_between_assumed_and_dgp_posterior_grows_with_the_knob(name, knobs,
         accuracies.append(accuracy)
     assert accuracies[0] < 0.53  # well specified: indistinguishable
     assert np.all(np.diff(accuracies) > 0.03), accuracies
+
+
+def test_summaries_can_be_chosen_and_the_dgp_runs_as_a_simulator() -> None:
+    from simulators.misspecified import DGPSimulator, at_degree
+
+    both = make_simulator("normal_location", n=20, dgp_variance=3.0)
+    mean_only = make_simulator("normal_location", n=20, dgp_variance=3.0, summaries="mean")
+    theta = np.array([[0.5], [-1.0]])
+    assert mean_only.output_names == ("mean",)
+    np.testing.assert_array_equal(
+        mean_only.simulate_dgp(theta, _seeds(2)), both.simulate_dgp(theta, _seeds(2))[:, :1]
+    )
+    rng = np.random.default_rng(0)
+    x_o = both.simulate(theta, _seeds(2))[0]
+    np.testing.assert_array_equal(
+        mean_only.sample_posterior(x_o[:1], 5, np.random.default_rng(1)),
+        both.sample_posterior(x_o, 5, np.random.default_rng(1)),
+    )
+    with pytest.raises(ConfigError, match="not sufficient"):
+        make_simulator("normal_location", summaries="variance").sample_posterior(x_o[1:], 5, rng)
+    with pytest.raises(ConfigError, match="comma-separated"):
+        make_simulator("normal_location", summaries="median")
+    dgp = DGPSimulator(at_degree(both, 5.0))
+    assert dgp.name == "normal_location:dgp" and dgp.settings["dgp_variance"] == 5.0
+    np.testing.assert_array_equal(
+        dgp.simulate(theta, _seeds(2)), at_degree(both, 5.0).simulate_dgp(theta, _seeds(2))
+    )
+    with pytest.raises(ConfigError, match="no misspecification knob"):
+        at_degree(make_simulator("gaussian_linear"), 2.0)
