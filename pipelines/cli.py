@@ -211,6 +211,38 @@ def report(
 
 
 @app.command()
+def plan(
+    config: Path = ConfigArgument,
+    anchors: int = typer.Option(4, help="Levels to score, spread over the emulator error."),
+    error: str = typer.Option("auto", help="Emulator error to predict from: auto, nll, c2st, mmd."),
+    output_dir: Path | None = OutputDirOption,
+    quiet: bool = QuietOption,
+    force: bool = ForceOption,
+) -> None:
+    """Predict each level's posterior quality and cost from its emulator error, scoring only a
+    few anchor levels; writes report/plan.json (a later `run` reuses what it computed)."""
+    from pipelines.plan import plan_table, run_plan
+
+    _setup_logging(quiet)
+    found = run_plan(
+        _load(config, output_dir, force), anchors=anchors, error=error, progress=not quiet
+    )
+    Console().print(plan_table(found))
+    for sweep, at in found.crossings.items():
+        Console().print(
+            f"sweep {sweep}: {found.score} predicted to cross {found.target:g} at {at['knob']} = "
+            f"{at['crossing']:.4g}, interval [{at['low']:.4g}, {at['high']:.4g}]",
+            highlight=False,
+        )
+    Console().print(
+        f"cheapest level predicted to meet {found.score} {found.target:g}: "
+        f"{found.cheapest or 'none'} (meeting it even at its interval's worst: "
+        f"{found.cheapest_sure or 'none'}); plan in {found.seconds:.0f} s",
+        highlight=False,
+    )
+
+
+@app.command()
 def submit(
     config: Path = ConfigArgument,
     profile: str | None = typer.Option(
