@@ -22,6 +22,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.table import Table
@@ -31,6 +32,7 @@ from inference.quality_prediction import MIN_ANCHORS, knob_crossing, predict_qua
 from inference.score_table import quality_scores
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
+from pipelines.finetune import is_finetune
 from pipelines.layout import StudyLayout
 from pipelines.report_data import _costs, _replicate_by_observation
 from pipelines.state import stage_states
@@ -78,6 +80,11 @@ class StudyPlan:
     seconds: float
 
 
+def _candidates(config: StudyConfig) -> list[Any]:
+    """The levels with a stand-in of their own (finetune levels train on true runs instead)."""
+    return [level for level in config.ladder if not is_finetune(level)]
+
+
 def _meets(value: float, target: float, lower_is_better: bool) -> bool:
     return bool(value <= target if lower_is_better else value >= target)
 
@@ -113,7 +120,7 @@ def choose_anchors(errors: dict[str, float], scored: list[str], n: int) -> list[
 def _error_metric(config: StudyConfig, layout: StudyLayout, wanted: str) -> dict[str, float]:
     """Each level's measured error by ``wanted`` (``auto``: NLL where every level has one)."""
     found = {}
-    for level in config.ladder:
+    for level in _candidates(config):
         error = load_emulator_error(layout.level(level.name).emulator_error)
         found[level.name] = {m: float(error[m]) for m in ERROR_METRICS}
     if wanted == "auto":
@@ -173,7 +180,7 @@ def run_plan(
         On a bad ``anchors`` or ``error``, or too few anchors with a finite error.
     """
     began, layout = time.perf_counter(), StudyLayout(config.study_dir)
-    levels = list(config.ladder)
+    levels = _candidates(config)
     if not MIN_ANCHORS <= anchors <= len(levels):  # refused before anything runs
         choose_anchors({level.name: 0.0 for level in levels}, [], anchors)
     with study_client(config, layout) as client:
@@ -201,7 +208,7 @@ def _predict(
     score, target = config.report.quality_score, config.report.quality_target
     lower = bool(quality_scores()[score].lower_is_better)
     measured = {name: _measured(layout, name, score) for name in anchors}
-    names = [level.name for level in config.ladder]
+    names = [level.name for level in _candidates(config)]
     prediction = predict_quality(
         np.array([errors[n] for n in anchors]),
         np.array([measured[n][0] for n in anchors]),
@@ -211,7 +218,7 @@ def _predict(
     cost = _core_seconds(config, layout, names, anchors)
     knobs = {name: v for sweep in config.sweeps for name, v in knob_values(sweep).items()}
     rows = []
-    for i, level in enumerate(config.ladder):
+    for i, level in enumerate(_candidates(config)):
         name = level.name
         mean, low, high = (p[i] for p in (prediction.predicted, prediction.low, prediction.high))
         if name in measured:

@@ -19,6 +19,7 @@ import xarray as xr
 from inference.score_table import summary_scores
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
+from pipelines.finetune import finetune_curves
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.units import units
 from simulators.store import Status, open_store
@@ -96,6 +97,9 @@ class ReportData:
     dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
     ``report.quality_score`` for the NPE units."""
+    finetune: dict[str, Any] = field(default_factory=dict)
+    """Per base level of finetune levels: ``report.quality_score`` against k
+    (:func:`pipelines.finetune.finetune_curves`)."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -209,6 +213,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         **_reference_notes(config, layout, floor),
         reference_vs_truth=_mean_c2st(layout.reference_truth_check),
         dose_response=_dose_responses(config, scores),
+        finetune=finetune_curves(config.ladder, frame, config.report.quality_score),
     )
 
 
