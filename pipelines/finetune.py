@@ -36,6 +36,7 @@ __all__ = [
     "FINETUNE_VERSION",
     "check_finetunes",
     "finetune_curves",
+    "finetune_owners",
     "finetune_replicates",
     "finetune_section",
     "finetune_settings",
@@ -115,6 +116,11 @@ def pull_finetunes(raw: Any) -> Any:
 def is_finetune(level: object) -> bool:
     """Whether ``level`` is a finetune level (it has no emulator of its own)."""
     return isinstance(level, FinetuneLevel)
+
+
+def finetune_owners(config: Any) -> dict[str, str]:
+    """Each finetune level's name, to the name of the level it fine-tunes."""
+    return {lv.name: lv.base for lv in config.ladder if isinstance(lv, FinetuneLevel)}
 
 
 def check_finetunes(ladder: tuple[Any, ...], train_budget: int, methods: tuple[str, ...]) -> None:

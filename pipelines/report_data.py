@@ -138,6 +138,12 @@ def _costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, flo
         **_timings(layout.level(name).method_root),  # this method's infer and score
     }
     stage_seconds = {f"{stage}_s": float(timings.get(stage, np.nan)) for stage in _STAGES}
+    if getattr(level, "kind", None) == "finetune":  # its base's cost, plus k true runs
+        base = _costs(config, layout, level.base)  # type: ignore[union-attr]
+        runs = base["simulator_runs"] + level.true_runs  # type: ignore[union-attr]
+        for key in ("train-emulator_s", "emulate_s"):
+            stage_seconds[key] = base[key]
+        stage_seconds["infer_s"] = np.nansum([stage_seconds["infer_s"], base["infer_s"]])
     # Scoring is the study's own overhead, not a cost of using the level.
     own = np.nansum([v for k, v in stage_seconds.items() if k != "score_s"])
     simulator_seconds = runs * per_run

@@ -93,3 +93,20 @@ def test_finetuning_the_crude_quickstart_level_on_1000_true_runs_nears_the_ceili
     assert c2st["crude-ft1000"] - c2st["ceiling"] <= 0.05  # no worse than the ceiling + 0.05
     page = (tmp_path / "studies" / "finetune" / "report" / "index.html").read_text()
     assert "Fine-tuning &#x27;crude&#x27; on true runs" in page or "Fine-tuning 'crude'" in page
+
+
+def test_finetune_levels_run_in_their_base_levels_slurm_task_after_it(tmp_path):
+    from cluster.jobs import SubmitResources
+    from pipelines.submit import write_pipeline_scripts
+
+    config = load_config(_config(tmp_path))
+    scripts = write_pipeline_scripts(config, SubmitResources())
+    assert "LEVELS=(crude ceiling)" in scripts["levels"].read_text()  # no task of their own
+    assert "level:crude-ft100" not in scripts
+    lines = scripts["level:crude"].read_text().splitlines()
+    stages = [
+        line.split("pipelines.cli ")[1].split()[0] for line in lines if "pipelines.cli" in line
+    ]
+    assert stages == ["train-emulator", "emulate", "infer", "score", "infer", "score"]
+    tuned = " ".join(f"--level=crude-ft{k}" for k in (0, 100, 300, 1000))
+    assert tuned in lines[-1] and lines[-1].split("pipelines.cli ")[1].startswith("score")
