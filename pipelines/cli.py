@@ -98,12 +98,23 @@ def run(
     output_dir: Path | None = OutputDirOption,
     quiet: bool = QuietOption,
     force: bool = ForceOption,
+    target: bool = typer.Option(
+        False,
+        "--target",
+        help="Bisect each sweep for where report.quality_score crosses report.quality_target, "
+        "running only the levels the bisection needs (no ceiling, no report).",
+    ),
 ) -> None:
     """Run every stage of a study that is not done yet, then write its report."""
     from pipelines.study import run_study
 
     _setup_logging(quiet)
     study = _load(config, output_dir, force)
+    if target:
+        from pipelines.adaptive import print_adaptive, run_adaptive
+
+        print_adaptive(Console(), run_adaptive(study, progress=not quiet), study)
+        return
     result = run_study(study, progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")

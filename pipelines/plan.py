@@ -40,7 +40,15 @@ from pipelines.study import run_stages, study_client
 from pipelines.sweeps import knob_values
 from simulators.errors import ConfigError
 
-__all__ = ["ERROR_METRICS", "LevelPlan", "StudyPlan", "choose_anchors", "plan_table", "run_plan"]
+__all__ = [
+    "ERROR_METRICS",
+    "LevelPlan",
+    "StudyPlan",
+    "choose_anchors",
+    "measured_quality",
+    "plan_table",
+    "run_plan",
+]
 
 ERROR_METRICS = ("nll", "c2st", "mmd")
 """Measured emulator errors a plan may predict from (:mod:`inference.emulator_error`)."""
@@ -130,8 +138,9 @@ def _error_metric(config: StudyConfig, layout: StudyLayout, wanted: str) -> dict
     return {"metric": wanted, **{name: v[wanted] for name, v in found.items()}}  # type: ignore[dict-item]
 
 
-def _measured(layout: StudyLayout, name: str, score: str) -> tuple[float, float]:
-    """An anchor's mean quality over replicates and observations, and twice its standard error."""
+def measured_quality(layout: StudyLayout, name: str, score: str) -> tuple[float, float]:
+    """A scored level's mean ``score`` over replicates and observations (as the dose-response
+    takes it), and twice its standard error."""
     ds = load_scores(layout.level(name).scores)
     values = _replicate_by_observation(ds[score].squeeze("level", drop=True)).ravel()
     values = values[np.isfinite(values)]
@@ -207,7 +216,7 @@ def _predict(
 ) -> StudyPlan:
     score, target = config.report.quality_score, config.report.quality_target
     lower = bool(quality_scores()[score].lower_is_better)
-    measured = {name: _measured(layout, name, score) for name in anchors}
+    measured = {name: measured_quality(layout, name, score) for name in anchors}
     names = [level.name for level in _candidates(config)]
     prediction = predict_quality(
         np.array([errors[n] for n in anchors]),
