@@ -19,7 +19,6 @@ from inference.observations import ObservationModel
 from inference.score_table import quality_scores
 from inference.settings import MethodSettings, NPESettings
 from pipelines.config_errors import describe_errors
-from pipelines.finetune import check_finetunes, pull_finetunes
 from pipelines.sweeps import Sweep, check_sweeps, pull_sweeps
 from pipelines.truth_settings import (
     ObservationFile,
@@ -237,6 +236,8 @@ class StudyConfig(_Frozen):
     @classmethod
     def _expand_sweeps(cls, raw: Any) -> Any:
         raw = pull_sweeps(raw)  # `- sweep: {...}` entries become levels before validation
+        from pipelines.finetune import pull_finetunes
+
         raw = pull_finetunes(raw)  # `- finetune: {...}` entries too, after the sweeps
         observations = raw.get("observations") if isinstance(raw, dict) else None
         if isinstance(observations, int) and not isinstance(observations, bool):
@@ -264,6 +265,8 @@ class StudyConfig(_Frozen):
         if duplicates:
             raise ValueError(f"ladder level names must be unique, repeated: {duplicates}")
         check_sweeps(self.sweeps, names)
+        from pipelines.finetune import check_finetunes
+
         check_finetunes(self.ladder, self.budgets.train, self.inference.methods)
         if "ceiling" in names:
             raise ValueError(

@@ -162,8 +162,8 @@ def write_report(
     page = _Page(figures_dir)
     summary: list[str] = []
     _quality_sections(page, data, summary)
-    summary += _dose_response_section(page, data, quality_score, quality_target)
     summary += finetune_section(page, data.finetune, table, quality_score)
+    summary += _dose_response_section(page, data, quality_score, quality_target)
     summary += _cost_section(page, table, quality_score, quality_target)
     summary.append(_reference_sentence(data))
     if data.losses:

@@ -94,12 +94,12 @@ class ReportData:
     reference_warning: str = ""
     """Set when the reference's own error is above ``reference.trust_threshold``: shown at the
     top of the report, because then no absolute score can be trusted."""
-    dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
-    ``report.quality_score`` for the NPE units."""
     finetune: dict[str, Any] = field(default_factory=dict)
     """Per base level of finetune levels: ``report.quality_score`` against k
     (:func:`pipelines.finetune.finetune_curves`)."""
+    dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
+    ``report.quality_score`` for the NPE units."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -218,8 +218,8 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         losses=_losses(layout, errors),
         **_reference_notes(config, layout, floor),
         reference_vs_truth=_mean_c2st(layout.reference_truth_check),
-        dose_response=_dose_responses(config, scores),
         finetune=finetune_curves(config.ladder, frame, config.report.quality_score),
+        dose_response=_dose_responses(config, scores),
     )
 
 
