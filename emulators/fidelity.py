@@ -37,6 +37,7 @@ __all__ = [
     "MIXTURE_FAMILIES",
     "EmulatorSpec",
     "FidelityLevel",
+    "FinetuneLevel",
     "Level",
     "PerturbedLevel",
     "ReducedSimulatorLevel",
@@ -219,6 +220,36 @@ class PerturbedLevel(_LevelBase):
         return value
 
 
+class FinetuneLevel(_LevelBase):
+    """Another level's posterior fine-tuned on true-simulator runs (``kind: finetune``).
+
+    Multi-fidelity NPE (Krouglova et al. 2025): the posterior trained on the ``base`` level's
+    emulated data continues training on the study's first ``true_runs`` true-simulator
+    training runs, stopping early on a validation split of them. Written in a ladder as
+    ``- finetune: {base: NAME, true_runs: [0, 100, 300, 1000]}``, one level per count.
+
+    Attributes
+    ----------
+    base : str
+        Name of a level of the same ladder that is not itself a ``finetune`` level.
+    true_runs : int
+        How many true-simulator runs fine-tune it (0: the base's posterior as it is).
+    learning_rate : float or None
+        Adam's step size for fine-tuning; default the study's ``inference.learning_rate``.
+    batch_size : int
+        Pairs per gradient step (small: a few hundred runs make few batches).
+    patience : int
+        Epochs without improvement on the held-out true runs before fine-tuning stops.
+    """
+
+    kind: Literal["finetune"]
+    base: str
+    true_runs: int = Field(ge=0)
+    learning_rate: float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=50, gt=0)
+    patience: int = Field(default=20, gt=0)
+
+
 def _level_kind(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("kind", "emulator"))
@@ -228,17 +259,21 @@ def _level_kind(value: Any) -> str:
 Level = Annotated[
     Annotated[FidelityLevel, Tag("emulator")]
     | Annotated[ReducedSimulatorLevel, Tag("reduced_simulator")]
-    | Annotated[PerturbedLevel, Tag("perturbed")],
+    | Annotated[PerturbedLevel, Tag("perturbed")]
+    | Annotated[FinetuneLevel, Tag("finetune")],
     Discriminator(
         _level_kind,
         custom_error_type="level_kind",
-        custom_error_message="kind must be one of 'emulator', 'reduced_simulator', 'perturbed'",
+        custom_error_message="kind must be one of 'emulator', 'reduced_simulator', 'perturbed', "
+        "'finetune'",
     ),
 ]
 """Any level of a ladder, told apart by ``kind`` (``emulator`` when left out)."""
 
 
-def parse_level(raw: dict[str, Any]) -> FidelityLevel | ReducedSimulatorLevel | PerturbedLevel:
+def parse_level(
+    raw: dict[str, Any],
+) -> FidelityLevel | ReducedSimulatorLevel | PerturbedLevel | FinetuneLevel:
     """Validate one level given as a dict (e.g. from YAML or a checkpoint).
 
     Raises
@@ -269,5 +304,5 @@ def check_folder_name(name: str, what: str) -> str:
     )
 
 
-AnyLevel = FidelityLevel | ReducedSimulatorLevel | PerturbedLevel
+AnyLevel = FidelityLevel | ReducedSimulatorLevel | PerturbedLevel | FinetuneLevel
 """Any level of a ladder, as :func:`parse_level` returns it."""

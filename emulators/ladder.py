@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emulators.fidelity import AnyLevel, PerturbedLevel, ReducedSimulatorLevel
+from emulators.fidelity import AnyLevel, FinetuneLevel, PerturbedLevel, ReducedSimulatorLevel
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 from simulators.registry import make_simulator
@@ -78,4 +78,10 @@ def check_ladder(ladder: Sequence[AnyLevel], simulator: Simulator) -> None:
                     f"emulator level of the ladder; use one of {emulators}"
                 )
             per_output(level.bias, "bias", level.name, simulator.output_names)
+        elif isinstance(level, FinetuneLevel) and kinds.get(level.base) in (None, "finetune"):
+            bases = [name for name, kind in kinds.items() if kind != "finetune"]
+            raise ConfigError(
+                f"finetune level {level.name!r} has base {level.base!r}, which is not a level "
+                f"of the ladder that trains its own posterior; use one of {bases}"
+            )
             per_output(level.extra_noise_std, "extra_noise_std", level.name, simulator.output_names)

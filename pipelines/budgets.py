@@ -120,7 +120,8 @@ def estimate_budgets(config, *, measure: bool = False) -> BudgetEstimate:
         "budgets.train": budgets.train,
         "budgets.test": budgets.test,
         "budgets.observations": config.n_observations,
-        "budgets.emulated": emulated * len(config.ladder),
+        # finetune levels emulate nothing: they train on their base's store and true runs
+        "budgets.emulated": emulated * sum(lv.kind != "finetune" for lv in config.ladder),
         "reference.budget": config.reference_budget,
     }
     disk = {field: rows * (row + LEDGER_BYTES) for field, rows in stores.items()}

@@ -104,12 +104,23 @@ def run(
     output_dir: Path | None = OutputDirOption,
     quiet: bool = QuietOption,
     force: bool = ForceOption,
+    target: bool = typer.Option(
+        False,
+        "--target",
+        help="Bisect each sweep for where report.quality_score crosses report.quality_target, "
+        "running only the levels the bisection needs (no ceiling, no report).",
+    ),
 ) -> None:
     """Run every stage of a study that is not done yet, then write its report."""
     from pipelines.study import run_study
 
     _setup_logging(quiet)
     study = _load(config, output_dir, force)
+    if target:
+        from pipelines.adaptive import print_adaptive, run_adaptive
+
+        print_adaptive(Console(), run_adaptive(study, progress=not quiet), study)
+        return
     result = run_study(study, progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
@@ -214,6 +225,38 @@ def report(
     result = run_stages(study, ["report"], [], progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"report: {result.report}")
+
+
+@app.command()
+def plan(
+    config: Path = ConfigArgument,
+    anchors: int = typer.Option(4, help="Levels to score, spread over the emulator error."),
+    error: str = typer.Option("auto", help="Emulator error to predict from: auto, nll, c2st, mmd."),
+    output_dir: Path | None = OutputDirOption,
+    quiet: bool = QuietOption,
+    force: bool = ForceOption,
+) -> None:
+    """Predict each level's posterior quality and cost from its emulator error, scoring only a
+    few anchor levels; writes report/plan.json (a later `run` reuses what it computed)."""
+    from pipelines.plan import plan_table, run_plan
+
+    _setup_logging(quiet)
+    found = run_plan(
+        _load(config, output_dir, force), anchors=anchors, error=error, progress=not quiet
+    )
+    Console().print(plan_table(found))
+    for sweep, at in found.crossings.items():
+        Console().print(
+            f"sweep {sweep}: {found.score} predicted to cross {found.target:g} at {at['knob']} = "
+            f"{at['crossing']:.4g}, interval [{at['low']:.4g}, {at['high']:.4g}]",
+            highlight=False,
+        )
+    Console().print(
+        f"cheapest level predicted to meet {found.score} {found.target:g}: "
+        f"{found.cheapest or 'none'} (meeting it even at its interval's worst: "
+        f"{found.cheapest_sure or 'none'}); plan in {found.seconds:.0f} s",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -242,6 +242,9 @@ class StudyConfig(_Frozen):
     @classmethod
     def _expand_sweeps(cls, raw: Any) -> Any:
         raw = pull_sweeps(raw)  # `- sweep: {...}` entries become levels before validation
+        from pipelines.finetune import pull_finetunes
+
+        raw = pull_finetunes(raw)  # `- finetune: {...}` entries too, after the sweeps
         observations = raw.get("observations") if isinstance(raw, dict) else None
         if isinstance(observations, int) and not isinstance(observations, bool):
             budgets = dict(raw.get("budgets") or {})
@@ -268,6 +271,9 @@ class StudyConfig(_Frozen):
         if duplicates:
             raise ValueError(f"ladder level names must be unique, repeated: {duplicates}")
         check_sweeps(self.sweeps, names)
+        from pipelines.finetune import check_finetunes
+
+        check_finetunes(self.ladder, self.budgets.train, self.inference.methods)
         if "ceiling" in names:
             raise ValueError(
                 "'ceiling' is reserved for the posterior trained on true-simulator data"

@@ -300,6 +300,22 @@ def _unit(rows: pd.DataFrame) -> str:
     return str((rows["unit"] if "unit" in rows else rows["level"]).iloc[0])
 
 
+def finetune_curve(frame: pd.DataFrame, ceiling: float, label: str) -> bytes:
+    """A score against the number of true runs fine-tuned on (``frame``: k, mean, lo, hi),
+    with the ceiling's score as a line."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=_DPI)
+    mean = frame["mean"].to_numpy()
+    spread = np.vstack([mean - frame["lo"].to_numpy(), frame["hi"].to_numpy() - mean])
+    ax.errorbar(frame["k"], mean, yerr=spread.clip(min=0), fmt="o-", capsize=3, label="fine-tuned")
+    if np.isfinite(ceiling):
+        ax.axhline(ceiling, color="C2", ls="--", label=f"ceiling {ceiling:.3f}")
+    ax.set_xlabel("true-simulator runs fine-tuned on (k)")
+    ax.set_ylabel(label, fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
 def dose_response_curve(curve: Any, knob: str, label: str) -> bytes:
     """Per-level means with bootstrap intervals against the knob, the isotonic fit, the target
     and the crossing with its interval."""

@@ -20,6 +20,7 @@ import xarray as xr
 from inference.score_table import score_spec
 from inference.trend import MIN_TREND_LEVELS
 from pipelines import figures
+from pipelines.finetune import finetune_section
 from pipelines.layout import CEILING
 from pipelines.report_data import SUMMARY_SCORES, ReportData
 
@@ -161,6 +162,7 @@ def write_report(
     page = _Page(figures_dir)
     summary: list[str] = []
     _quality_sections(page, data, summary)
+    summary += finetune_section(page, data.finetune, table, quality_score)
     summary += _dose_response_section(page, data, quality_score, quality_target)
     summary += _degree_section(page, data, out_dir)
     summary += _cost_section(page, table, quality_score, quality_target)

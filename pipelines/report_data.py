@@ -19,6 +19,7 @@ import xarray as xr
 from inference.score_table import summary_scores
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
+from pipelines.finetune import finetune_curves
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.units import units
 from simulators.store import Status, open_store
@@ -93,6 +94,9 @@ class ReportData:
     reference_warning: str = ""
     """Set when the reference's own error is above ``reference.trust_threshold``: shown at the
     top of the report, because then no absolute score can be trusted."""
+    finetune: dict[str, Any] = field(default_factory=dict)
+    """Per base level of finetune levels: ``report.quality_score`` against k
+    (:func:`pipelines.finetune.finetune_curves`)."""
     dose_response: dict[str, tuple[str, Any]] = field(default_factory=dict)
     """Per sweep of the config: its knob and :class:`inference.dose_response.DoseResponse` of
     ``report.quality_score`` for the NPE units."""
@@ -138,6 +142,12 @@ def _costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, flo
         **_timings(layout.level(name).method_root),  # this method's infer and score
     }
     stage_seconds = {f"{stage}_s": float(timings.get(stage, np.nan)) for stage in _STAGES}
+    if getattr(level, "kind", None) == "finetune":  # its base's cost, plus k true runs
+        base = _costs(config, layout, level.base)  # type: ignore[union-attr]
+        runs = base["simulator_runs"] + level.true_runs  # type: ignore[union-attr]
+        for key in ("train-emulator_s", "emulate_s"):
+            stage_seconds[key] = base[key]
+        stage_seconds["infer_s"] = np.nansum([stage_seconds["infer_s"], base["infer_s"]])
     # Scoring is the study's own overhead, not a cost of using the level.
     own = np.nansum([v for k, v in stage_seconds.items() if k != "score_s"])
     simulator_seconds = runs * per_run
@@ -212,6 +222,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         losses=_losses(layout, errors),
         **_reference_notes(config, layout, floor),
         reference_vs_truth=_mean_c2st(layout.reference_truth_check),
+        finetune=finetune_curves(config.ladder, frame, config.report.quality_score),
         dose_response=_dose_responses(config, scores),
         **_degree_data(config, layout),
     )

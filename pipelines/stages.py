@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distributed import Client, as_completed
@@ -22,13 +22,20 @@ from cluster.guarded import GuardedSimulator
 from cluster.lock import StoreLock
 from cluster.progress import progress_bar
 from cluster.settings import CampaignSettings
-from emulators.fidelity import AnyLevel, FidelityLevel, PerturbedLevel
+from emulators.fidelity import AnyLevel, FidelityLevel, FinetuneLevel, PerturbedLevel
 from inference.emulator_error import measure_emulator_error, save_emulator_error
 from inference.methods import get_method
 from inference.score_table import SCORING_VERSION
 from inference.simulation_reference import MIN_SPREAD, MemberCheck, Run, check_members, member_seed
 from pipelines import degrees, scoring
 from pipelines.config import SimulatorConfig, StudyConfig, digest
+from pipelines.finetune import (
+    FINETUNE_VERSION,
+    finetune_replicates,
+    finetune_settings,
+    is_finetune,
+    require_base_posteriors,
+)
 from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.manifest import Manifest
 from pipelines.truth_settings import file_digest
@@ -183,6 +190,10 @@ def _level_digests(
         scoring_parts += (config.misspecification,)
     if level is None:
         infer_key = digest(simulations, config.budgets.emulated_runs, _method_key(config, method))
+        return {"infer": infer_key, "score": digest(infer_key, *scoring_parts)}
+    if isinstance(level, FinetuneLevel):  # the base's posteriors, trained on true runs
+        base = next(other for other in config.ladder if other.name == level.base)
+        infer_key = digest(_level_digests(config, base)["infer"], level, FINETUNE_VERSION)
         return {"infer": infer_key, "score": digest(infer_key, *scoring_parts)}
     emulator_key = _stand_in_digest(config, level, simulations)
     emulate_key = digest(emulator_key, config.budgets.emulated_runs, config.budgets.chunk_size)
@@ -410,6 +421,12 @@ def infer(
         x_obs = None
         if get_method(unit.method).needs_observations:
             x_obs = scoring.config_observations(config, layout).x
+        if isinstance(unit.level, FinetuneLevel):
+            base = layout.level(unit.level.base)
+            tuning = finetune_settings(settings.network, unit.level)
+            bases = [base.replicate_posterior(i) for i in replicates]
+            train = layout.simulations("train")
+            return (tuning, prior, bases, train, unit.level.true_runs, outs, seed)
         return (unit.method, settings, prior, store, limit, outs, seed, _likelihood(unit), x_obs)
 
     def _likelihood(unit: Unit) -> LikelihoodSource:
@@ -420,17 +437,24 @@ def infer(
     # workers a lone member would leave idle train posteriors meanwhile
     with ThreadPoolExecutor(1, thread_name_prefix="reference") as pool:
         reference = pool.submit(_train_reference, config, layout, client)
-        trained = _run_levels(
-            "infer",
-            config,
-            layout,
-            client,
-            units(config, list(levels)),
-            outputs=lambda name: [layout.level(name).replicate_posterior(i) for i in replicates],
-            task=scoring.train_replicates,
-            arguments=arguments,
-            progress=progress,
-        )
+        trained = []
+        # finetune levels start from their base level's posteriors: they train after them
+        for tuned in (False, True):
+            if tuned:
+                require_base_posteriors(config, layout, levels, _level_digests)
+            trained += _run_levels(
+                "infer",
+                config,
+                layout,
+                client,
+                [u for u in units(config, list(levels)) if is_finetune(u.level) == tuned],
+                outputs=lambda name: [
+                    layout.level(name).replicate_posterior(i) for i in replicates
+                ],
+                task=finetune_replicates if tuned else scoring.train_replicates,
+                arguments=arguments,
+                progress=progress,
+            )
         return reference.result() + trained
 
 
@@ -552,8 +576,9 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
 
 def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scoring.LevelScoring:
     name = level_name(unit.level)
-    stand_in = "" if unit.level is None else _level_digests(config, unit.level)["emulate"]
-    return scoring.LevelScoring(
+    plain = unit.level is None or is_finetune(unit.level)
+    stand_in = "" if plain else _level_digests(config, unit.level)["emulate"]
+    job = scoring.LevelScoring(
         name=unit.name,
         level=name,
         simplification=float("nan") if unit.level is None else float(unit.level.simplification),
@@ -574,6 +599,10 @@ def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scorin
         observation_seed=stage_seed(config.seed, "observation-model"),
         reference_seed=stage_seed(config.seed, "reference"),
     )
+    if isinstance(unit.level, FinetuneLevel):  # no stand-in of its own: its base's store
+        base = layout.level(unit.level.base).emulated
+        return replace(job, has_stand_in=False, training_store=base)
+    return job
 
 
 def _degree_job(

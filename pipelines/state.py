@@ -17,6 +17,7 @@ import yaml
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig
+from pipelines.finetune import is_finetune
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.manifest import Manifest
 from pipelines.units import Unit, units
@@ -125,7 +126,8 @@ def stage_states(
         damage = Manifest.damage([store]) if state == "damaged" else []
         states.append(StageState(f"simulate-{role}", None, state, tally(store), store, damage))
     for level in [*config.ladder, None]:
-        for stage in LEVEL_STAGES if level is not None else CEILING_STAGES:
+        own = level is not None and not is_finetune(level)  # has an emulator of its own
+        for stage in LEVEL_STAGES if own else CEILING_STAGES:
             chosen = units(config, [level]) if stage in ("infer", "score") else [Unit(level, "npe")]
             for unit in chosen:
                 name = unit.name
@@ -158,7 +160,10 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
     elif name is not None:
         level = name.split("/", 1)[0]
         before = "simulate" if level == CEILING and stage == "infer" else _NEEDS.get(stage)
-        if before and before != "simulate":
+        base = _finetune_base(config, level)
+        if base is not None and stage == "infer":  # the base's infer runs first in the stage
+            needed.append(("emulate", base))
+        elif before and before != "simulate":
             needed.append((before, name if before in ("infer", "score") else level))
     for key in needed:
         found = table[key]
@@ -175,6 +180,11 @@ def require_done(config: StudyConfig, layout: StudyLayout, stage: str, name: str
                     else ""
                 )
             )
+
+
+def _finetune_base(config: StudyConfig, name: str) -> str | None:
+    level = next((lv for lv in config.ladder if lv.name == name), None)
+    return level.base if is_finetune(level) else None  # type: ignore[union-attr]
 
 
 def _refuse_another_study(

@@ -10,6 +10,7 @@ from pathlib import Path
 from cluster.jobs import FINISHED_BAD, SlurmError, job_states
 from cluster.lock import process_alive
 from pipelines.config import StudyConfig
+from pipelines.finetune import finetune_owners
 from pipelines.layout import StudyLayout
 from pipelines.state import stage_states
 from pipelines.study import report_done
@@ -170,6 +171,7 @@ def study_status(config: StudyConfig) -> StudyStatus:
     rows: list[StageStatus] = []
     running_seen: set[str] = set()
     files = stage_states(config, layout)
+    owners = finetune_owners(config)
     files_report = "done" if report_done(config, layout) else "missing"
     for item in [*files, None]:
         stage, level, state, counts, damage = (
@@ -177,7 +179,7 @@ def study_status(config: StudyConfig) -> StudyStatus:
             if item is None
             else (item.stage, item.level, item.state, item.counts, item.damage)
         )
-        unit = _unit(stage, level)
+        unit = _unit(stage, owners.get(level or "", level))  # finetune: in its base's task
         job, job_state = jobs.get(unit), states.get(unit)
         shown = _shown(state, job_state)
         if state not in ("done", "stale", "damaged") and job_state in _RUNNING:

@@ -20,6 +20,7 @@ from cluster.client import cluster_client
 from emulators.fidelity import FidelityLevel
 from pipelines import stages
 from pipelines.config import StudyConfig, digest
+from pipelines.finetune import is_finetune
 from pipelines.layout import StudyLayout, level_name
 from pipelines.manifest import Manifest
 from pipelines.report import write_report
@@ -208,7 +209,7 @@ def run_stages(
         logger.info(
             "study %s in %s (dashboard: %s)", config.name, layout.root, client.dashboard_link
         )
-    emulator_levels = [level for level in levels if level is not None]
+    emulator_levels = [level for level in levels if level is not None and not is_finetune(level)]
     for stage in ordered:
         chosen = emulator_levels if stage in ("train-emulator", "emulate") else levels
         if stage == "simulate":

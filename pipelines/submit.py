@@ -29,6 +29,7 @@ import yaml
 from cluster.jobs import SubmitResources, sbatch, sbatch_script, scancel, write_script
 from cluster.profiles import load_profile
 from pipelines.config import StudyConfig
+from pipelines.finetune import finetune_owners
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.state import CEILING_STAGES, LEVEL_STAGES, level_names, stage_states
 from pipelines.study import report_done
@@ -125,7 +126,7 @@ def write_pipeline_scripts(
     submitted = config.model_copy(update={"output_dir": config.output_dir.resolve()})
     config_file = folder / "study.yaml"
     config_file.write_text(yaml.safe_dump(submitted.model_dump(mode="json"), sort_keys=False))
-    levels = level_names(config) if levels is None else levels
+    levels = array_levels(config) if levels is None else levels
 
     scripts = {}
     body = [
@@ -187,6 +188,12 @@ def _level_script(config: StudyConfig, config_file: Path, name: str, done: set[s
     for stage in CEILING_STAGES if name == CEILING else LEVEL_STAGES:
         command = _command(config_file, stage, "--level", name)
         lines.append(f"# done when submitted: {command}" if stage in done else command)
+    tuned = [tuned for tuned, base in finetune_owners(config).items() if base == name]
+    if tuned:  # they fine-tune this level's posteriors: in its task, after it
+        lines.append(f"# finetune levels of {name!r}: {', '.join(tuned)}")
+        for stage in CEILING_STAGES:
+            command = _command(config_file, stage, *(f"--level={t}" for t in tuned))
+            lines.append(f"# done when submitted: {command}" if stage in done else command)
     return "\n".join(lines)
 
 
@@ -210,7 +217,12 @@ def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dic
     units = {SIMULATE} if any(s.state != "done" for s in states if s.level is None) else set()
     # a level's states include those of each inference method (``full/nle``): a stage is done
     # for the level only when it is done for every method
-    mine = {name: [s for s in states if _level_of(s.level) == name] for name in level_names(config)}
+    owners = finetune_owners(config)  # a finetune level runs in its base's task
+    mine: dict[str, list] = {name: [] for name in array_levels(config)}
+    for s in states:
+        level = _level_of(s.level)
+        if level is not None:
+            mine[owners.get(level, level)].append(s)
     for name, level_states in mine.items():
         if any(s.state != "done" for s in level_states):
             units.add(level_unit(name))
@@ -222,6 +234,13 @@ def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dic
             if all(s.state == "done" for s in level_states if s.stage == stage):
                 done.setdefault(name, set()).add(stage)
     return units, done
+
+
+def array_levels(config: StudyConfig) -> list[str]:
+    """The levels with a task of their own in the level array (finetune levels run in their
+    base level's task), then the ceiling."""
+    owners = finetune_owners(config)
+    return [name for name in level_names(config) if name not in owners]
 
 
 def _level_of(unit: str | None) -> str | None:
@@ -276,7 +295,7 @@ def submit_study(
     jobs = unit_jobs(read_submissions(layout))
     states = unit_states(jobs)
     active = {unit: jobs[unit] for unit, state in states.items() if state in ACTIVE}
-    names = level_names(config)
+    names = array_levels(config)
     units = _to_submit(unfinished, active, names)
     if not units:
         if active:

@@ -67,6 +67,8 @@ def study_simulator(config: StudyConfig) -> Simulator:
 
 def _why_not(config: StudyConfig, level: AnyLevel | None, method: str) -> str:
     """Empty when ``method`` applies to ``level``, else the reason it is left out."""
+    if getattr(level, "kind", None) == "finetune" and method != "npe":
+        return "a finetune level fine-tunes the NPE posterior of its base"
     if not get_method(method).needs_likelihood:
         return ""
     if level is None:
