@@ -99,13 +99,15 @@ def _counts(store: Path) -> dict[str, int]:
     return {s.name.lower(): int((status == s).sum()) for s in Status}
 
 
-def _outputs(layout: StudyLayout, stage: str, name: str) -> list[Path]:
+def _outputs(layout: StudyLayout, stage: str, name: str, degrees: bool = False) -> list[Path]:
+    """What ``stage`` writes for unit ``name`` (the score stage: scores at every degree too,
+    when the study sweeps misspecification)."""
     paths = layout.level(name)
     return {
         "train-emulator": [paths.emulator],
         "emulate": [paths.emulated],
         "infer": [paths.posterior],
-        "score": [paths.scores],
+        "score": [paths.scores] + ([paths.degree_scores] if degrees else []),
     }[stage]
 
 
@@ -132,7 +134,7 @@ def stage_states(
             for unit in chosen:
                 name = unit.name
                 wanted = stages._level_digests(config, level, unit.method)
-                outputs = _outputs(layout, stage, name)
+                outputs = _outputs(layout, stage, name, config.misspecification is not None)
                 state = Manifest(layout.level(name).manifest).state(stage, wanted[stage], outputs)
                 store = outputs[0] if stage == "emulate" else None
                 ledger = tally(store) if store is not None else {}

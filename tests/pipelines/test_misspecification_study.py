@@ -111,3 +111,18 @@ def test_a_knob_the_simulator_lacks_is_refused_naming_the_right_one(tmp_path: Pa
     config.write_text(yaml.safe_dump(bad))
     with pytest.raises(ConfigError, match="knob: dgp_variance"):
         load_config(config)
+
+
+def test_a_lost_degree_store_is_rescored_and_nothing_else_runs_again(study: Path) -> None:
+    import shutil
+
+    config = load_config(study)
+    lost = config.study_dir / "levels" / "full" / "nnpe" / "degrees.zarr"
+    kept = config.study_dir / "ceiling" / "degrees.zarr"
+    before = kept.stat().st_mtime_ns
+    shutil.rmtree(lost)
+    status = CliRunner().invoke(app, ["status", str(study)])
+    assert status.exit_code == 0 and "full/nnpe" in status.output
+    result = CliRunner().invoke(app, ["run", str(study), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert lost.is_dir() and kept.stat().st_mtime_ns == before
