@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_process import run_cli
 
 from pipelines.adaptive import bisect_levels
 
 ROOT = Path(__file__).parents[2]
-
-
-def _cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 6, 8, 15])
@@ -47,7 +35,7 @@ def test_target_without_a_sweep_is_refused_before_anything_runs(tmp_path):
     raw["output_dir"] = str(tmp_path / "studies")
     path = tmp_path / "quickstart.yaml"
     path.write_text(yaml.safe_dump(raw))
-    found = _cli("run", str(path), "--target", timeout=120)
+    found = run_cli("run", str(path), "--target", timeout=120)
     assert found.returncode == 2
     assert "the ladder has no `- sweep:" in found.stderr and "without --target" in found.stderr
     assert not (tmp_path / "studies").exists()
@@ -63,7 +51,7 @@ def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
     raw["cluster"]["overrides"]["dashboard_address"] = "127.0.0.1:0"
     path = tmp_path / "control.yaml"
     path.write_text(yaml.safe_dump(raw))
-    ran = _cli("run", str(path), "--target", "--quiet")
+    ran = run_cli("run", str(path), "--target", "--quiet")
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "core-s saved against the full sweep" in ran.stdout
     study = tmp_path / "studies" / "control"
@@ -78,7 +66,7 @@ def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
     low, high = sorted(sweep["bracket"])
     assert low <= sweep["crossing"] <= high
     kept = {p.name: (p / "posterior.pt").stat().st_mtime_ns for p in names}
-    assert _cli("run", str(path), "--quiet").returncode == 0
+    assert run_cli("run", str(path), "--quiet").returncode == 0
     assert {
         name: (study / "levels" / name / "posterior.pt").stat().st_mtime_ns for name in kept
     } == kept

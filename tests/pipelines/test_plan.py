@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from cli_process import run_cli
 
 from pipelines.config import load_config
 from pipelines.layout import StudyLayout
@@ -19,17 +18,6 @@ from simulators.errors import ConfigError
 
 ROOT = Path(__file__).parents[2]
 CONTROL = ROOT / "configs" / "control.yaml"
-
-
-def _cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-    )
 
 
 def _reduced_control(tmp_path: Path) -> Path:
@@ -55,7 +43,7 @@ def test_anchors_span_the_error_range_and_keep_what_is_scored():
 
 
 def test_bad_anchors_are_refused_before_anything_runs(tmp_path):
-    found = _cli("plan", str(_reduced_control(tmp_path)), "--anchors", "9", timeout=120)
+    found = run_cli("plan", str(_reduced_control(tmp_path)), "--anchors", "9", timeout=120)
     assert found.returncode == 2
     assert "--anchors 9" in found.stdout + found.stderr and "pass --anchors 6" in found.stderr
     assert not (tmp_path / "studies").exists()
@@ -64,7 +52,7 @@ def test_bad_anchors_are_refused_before_anything_runs(tmp_path):
 @pytest.mark.slow
 def test_the_plans_crossing_interval_covers_the_crossing_the_full_run_measures(tmp_path):
     config_path = _reduced_control(tmp_path)
-    planned = _cli("plan", str(config_path), "--quiet")
+    planned = run_cli("plan", str(config_path), "--quiet")
     assert planned.returncode == 0, planned.stderr[-3000:]
     assert "predicted to cross 0.65 at emulator.train_samples" in planned.stdout
     config = load_config(config_path)
@@ -81,7 +69,7 @@ def test_the_plans_crossing_interval_covers_the_crossing_the_full_run_measures(t
     kept |= {f"{n}/posterior": layout.level(n).posterior.stat().st_mtime_ns for n in anchors}
     assert not (layout.report / "index.html").exists()  # the plan writes no report
 
-    ran = _cli("run", str(config_path), "--quiet")
+    ran = run_cli("run", str(config_path), "--quiet")
     assert ran.returncode == 0, ran.stderr[-3000:]
     # the run reused the plan's emulators and anchor posteriors, untouched
     now = {n: layout.level(n).emulator.stat().st_mtime_ns for n in names}
