@@ -16,7 +16,9 @@ import xarray as xr
 
 from inference.degree_scores import DEGREE_CREDIBILITY, coverage_curve
 from inference.seeds import child_seed
+from pipelines.degrees import OBSERVATION_KNOBS
 from simulators.base import Simulator
+from simulators.errors import ConfigError
 from simulators.misspecified import Misspecified, at_degree
 
 __all__ = ["COVERAGE_LEVELS", "degree_figures", "degree_table"]
@@ -52,7 +54,7 @@ def _analytic(simulator: Simulator, degree: float) -> dict[str, float]:
             f"exact_coverage_{int(100 * c)}": float(model.coverage(c)) for c in COVERAGE_LEVELS
         }
         found["exact_log_q_theta0"] = float(model.expected_log_posterior())
-    except Exception:  # a model whose summaries leave its posterior unknown has no curve
+    except ConfigError:  # a model whose summaries leave its posterior unknown has no curve
         return {}
     return found
 
@@ -80,8 +82,7 @@ def degree_table(
     rows = []
     for u, (name, ds) in enumerate(degrees.items()):
         level, method = units[name]
-        on_simulator = ds.attrs.get("knob") not in ("observation_model.scale",)
-        on_simulator = on_simulator and "fraction" not in str(ds.attrs.get("knob"))
+        on_simulator = ds.attrs.get("knob") not in OBSERVATION_KNOBS
         for d, degree in enumerate(ds["degree"].values):
             at = ds.isel(degree=d)
             seed = child_seed(0, u, d)

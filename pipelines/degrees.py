@@ -32,6 +32,7 @@ from simulators.misspecified import DGPSimulator, Misspecified, at_degree
 from simulators.registry import make_simulator
 
 __all__ = [
+    "OBSERVATION_KNOBS",
     "DegreeScoring",
     "MisspecificationSweep",
     "check_sweep",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 OBSERVATION_KNOBS = ("observation_model.scale", "observation_model.fraction")
+"""Knobs that sweep the study's observation model rather than the simulator."""
 
 
 class MisspecificationSweep(BaseModel):
