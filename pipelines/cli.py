@@ -96,6 +96,13 @@ def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
         console.print(f"  {method} is left out for {level}: {reason}")
     console.print(_truth_line(study), soft_wrap=True, highlight=False)
     console.print(f"{estimate_budgets(study, measure=True)}", soft_wrap=True, highlight=False)
+    from cluster.preflight import profile_problems
+    from cluster.profiles import load_profile
+
+    cluster = study.cluster
+    profile = load_profile(cluster.profile, cluster.profiles_file, **cluster.overrides)
+    for problem in profile_problems(profile):
+        console.print(f"[yellow]warning:[/yellow] {problem}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -91,3 +91,39 @@ def test_a_dashboard_on_port_0_listens_on_loopback_only():
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port
         }
     assert listening == {"127.0.0.1"}
+
+
+def test_validate_warns_that_a_slurm_profile_cannot_start_where_slurm_is_missing(tmp_path):
+    """`emustudy validate` on a machine without SLURM (PATH without sbatch): the config is valid,
+    and the user hears at once that its SLURM profile cannot start here and what to do."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    raw = yaml.safe_load((root / "configs" / "quickstart.yaml").read_text())
+    raw["cluster"] = {"profile": "slurm-local"}
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    found = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "validate", str(config)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "400", "PATH": str(tmp_path), "PYTHONPATH": str(root)},
+    )
+    said = found.stdout + found.stderr  # the console writes to stderr
+    assert found.returncode == 0, said
+    assert "is valid" in said and "sbatch is not on PATH here" in said
+    assert "cluster/local_slurm.sh" in said and "profile: local" in said
+    local = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "validate", str(root / "configs/quickstart.yaml")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "400", "PATH": str(tmp_path), "PYTHONPATH": str(root)},
+    )
+    assert local.returncode == 0 and "is valid" in local.stderr + local.stdout
+    assert "warning" not in local.stderr + local.stdout
