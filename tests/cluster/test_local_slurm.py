@@ -129,3 +129,13 @@ def test_stop_is_a_no_op_when_nothing_runs(tmp_path: Path) -> None:
         pytest.skip("stopping the local SLURM needs root")
     stop_local_slurm(tmp_path / "never-started")
     assert not (tmp_path / "never-started").exists()
+
+
+@pytest.mark.slurm
+def test_preflight_finds_the_profiles_partition_and_names_a_missing_one(slurm_conf: Path) -> None:
+    from cluster import load_profile
+    from cluster.preflight import profile_problems
+
+    assert profile_problems(load_profile("slurm-local")) == []
+    (problem,) = profile_problems(load_profile("slurm-local", queue="nosuch"))
+    assert "queue: nosuch" in problem and "debug" in problem and "set `queue:`" in problem
