@@ -52,6 +52,10 @@ ForceOption = typer.Option(
 )
 OutputDirOption = typer.Option(None, help="Parent folder of the study folder.")
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars or info logs.")
+ObservationFileOption = typer.Option(
+    ..., help="Observed outputs (CSV, NPY, NetCDF, Zarr), one row per observation."
+)
+SamplesOutOption = typer.Option(None, help="CSV to write (default: <study>/samples/).")
 
 
 def _truth_line(study: StudyConfig) -> str:
@@ -264,6 +268,27 @@ def plan(
         f"{found.cheapest_sure or 'none'}); plan in {found.seconds:.0f} s",
         highlight=False,
     )
+
+
+@app.command()
+def sample(
+    config: Path = ConfigArgument,
+    level: str = typer.Option(..., help="A ladder level's name, or ceiling."),
+    observation: Path = ObservationFileOption,
+    n: int = typer.Option(1000, "-n", min=1, help="Draws per observation and replicate."),
+    method: str = typer.Option("npe", help="One of the study's inference methods."),
+    out: Path | None = SamplesOutOption,
+    seed: int = typer.Option(0, min=0),
+    output_dir: Path | None = OutputDirOption,
+) -> None:
+    """Draw from a trained level's posterior at observations you bring (CSV and pair plot)."""
+    from pipelines.sampling import describe, sample_at_observations
+
+    _setup_logging(quiet=True)
+    found = sample_at_observations(
+        _load(config, output_dir), level, observation, method=method, n=n, out=out, seed=seed
+    )
+    console.print(describe(found, level), soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -125,3 +125,34 @@ def test_scores_of_older_scoring_code_show_stale_and_nothing_else_does(study, mo
     emulator_error = stages._level_digests(config, config.ladder[0])["emulator-error"]
     monkeypatch.undo()
     assert emulator_error != stages._level_digests(config, config.ladder[0])["emulator-error"]
+
+
+def test_sample_draws_a_levels_posterior_at_observations_the_user_brings(study, tmp_path):
+    """`emustudy sample`: an observation file in, draws (every replicate) and a pair plot out;
+    at an observation of the exact model they match the exact posterior; nothing is
+    overwritten and an unknown level is refused naming the levels."""
+    from inference.c2st import c2st
+    from simulators import make_simulator
+
+    config, _ = study
+    simulator = make_simulator(config.simulator.name, **config.simulator.settings)
+    theta = simulator.prior.sample(np.random.default_rng(3), 2)
+    x = simulator.simulate(theta, np.array([7, 8], dtype=np.uint64))
+    observed = tmp_path / "observed.csv"
+    pd.DataFrame(x, columns=list(simulator.output_names)).to_csv(observed, index=False)
+    args = ["sample", str(QUICKSTART), "--output-dir", str(config.output_dir)]
+    args += ["--observation", str(observed), "--level", "ceiling", "-n", "500"]
+    out = tmp_path / "draws.csv"
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    draws = pd.read_csv(out)
+    assert len(draws) == 500 * 2 * config.inference.replicates
+    assert list(draws.columns) == ["observation", "replicate", *simulator.prior.names]
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    at_first = draws[(draws.observation == 0) & (draws.replicate == 0)]
+    exact = simulator.sample_posterior(x[0], 500, np.random.default_rng(0))
+    assert c2st(exact, at_first[list(simulator.prior.names)].to_numpy(), seed=0) < 0.65
+    again = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert again.exit_code != 0 and "exists" in str(again.exception)
+    unknown = CliRunner().invoke(app, [*args[:-4], "--level", "nope", "-n", "5"])
+    assert "its levels: full, reduced, crude, ceiling" in str(unknown.exception)
