@@ -353,10 +353,12 @@ def line_against(
     *,
     exact: str | None = None,
     nominal: float | None = None,
+    symlog: bool = False,
 ) -> bytes:
     """``score`` against ``x``, one line per unit with ``<score>_lo``/``_hi`` bars (the ceiling's
     dashed); the exact assumed posterior's analytic curve (column ``exact``, thick grey) and a
-    ``nominal`` value (dotted grey) where given."""
+    ``nominal`` value (dotted grey) where given; ``symlog``: a y axis linear within 1 of zero and
+    logarithmic beyond, so that values of -1 and -40 can both be read."""
     fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=_DPI)
     for unit, rows in table.groupby("unit", sort=False):
         rows = rows.sort_values(x)
@@ -370,6 +372,8 @@ def line_against(
                 label="exact assumed posterior (analytic)")  # fmt: skip
     if nominal is not None:
         ax.axhline(nominal, color="0.5", ls=":", lw=1, label=f"nominal {nominal:g}")
+    if symlog:
+        ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xlabel(x_label, fontsize=8)
     ax.set_ylabel(label, fontsize=8)
     ax.grid(alpha=0.3)

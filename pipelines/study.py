@@ -44,7 +44,7 @@ __all__ = [
 
 STAGES = ("simulate", "train-emulator", "emulate", "infer", "score", "report")
 # Bump when the report's content changes, so `emustudy report` rebuilds existing reports.
-REPORT_VERSION = 4
+REPORT_VERSION = 5
 _LEVEL_STAGES = {
     "train-emulator": stages.train_emulators,
     "emulate": stages.emulate,
