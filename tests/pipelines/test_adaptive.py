@@ -66,7 +66,7 @@ def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
     low, high = sorted(sweep["bracket"])
     assert low <= sweep["crossing"] <= high
     kept = {p.name: (p / "posterior.pt").stat().st_mtime_ns for p in names}
-    assert run_cli("run", str(path), "--quiet").returncode == 0
+    assert run_cli("run", str(path), "--target", "--quiet").returncode == 0
     assert {
         name: (study / "levels" / name / "posterior.pt").stat().st_mtime_ns for name in kept
     } == kept

@@ -50,6 +50,7 @@ def test_bad_anchors_are_refused_before_anything_runs(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # 3 min: the suite keeps to 20 minutes (make acceptance runs it)
 def test_the_plans_crossing_interval_covers_the_crossing_the_full_run_measures(tmp_path):
     config_path = _reduced_control(tmp_path)
     planned = run_cli("plan", str(config_path), "--quiet")
