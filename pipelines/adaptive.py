@@ -34,7 +34,7 @@ from inference.score_table import quality_scores
 from pipelines.config import StudyConfig
 from pipelines.layout import StudyLayout
 from pipelines.plan import measured_quality
-from pipelines.report_data import _costs
+from pipelines.report_data import unit_costs
 from pipelines.study import run_stages, study_client
 from pipelines.sweeps import knob_values
 from simulators.errors import ConfigError
@@ -122,7 +122,7 @@ def _sweep_levels(config: StudyConfig, sweep_name: str) -> list[str]:
 
 def _cost(config: StudyConfig, layout: StudyLayout, name: str) -> float:
     """Core-seconds a probed level took: its simulator runs and all four of its stages."""
-    cost = _costs(config, layout, name)
+    cost = unit_costs(config, layout, name)
     stages = [cost[f"{stage}_s"] for stage in _LEVEL_STAGES]
     return cost["simulator_core_hours"] * 3600 + float(np.nansum(stages))
 

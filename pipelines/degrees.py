@@ -16,6 +16,7 @@ are scored at every degree (:func:`inference.degree_scores.score_at_observations
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,12 @@ import numpy as np
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inference.methods import get_method
 from inference.observations import ObservationModel
 from inference.seeds import child_seed
 from simulators.base import Simulator
 from simulators.errors import ConfigError
-from simulators.misspecified import DGPSimulator, Misspecified, at_degree
+from simulators.misspecified import DGPSimulator, at_degree, require_knob
 from simulators.registry import make_simulator
 
 __all__ = [
@@ -103,8 +105,6 @@ def check_sweep(
     ------
     ConfigError
     """
-    from inference.methods import get_method
-
     trained_on_observations = [m for m in methods if get_method(m).needs_observations]
     if trained_on_observations:
         raise ConfigError(
@@ -125,8 +125,7 @@ def check_sweep(
         for degree in sweep.degrees:
             _observation_model(observation_model, sweep.knob, degree)
         return
-    if not isinstance(simulator, Misspecified):
-        at_degree(simulator, 0.0)  # raises: the simulator has no knob
+    require_knob(simulator)
     if sweep.knob != simulator.knob:  # type: ignore[attr-defined]
         raise ConfigError(
             f"misspecification.knob {sweep.knob!r} is not {simulator.name}'s knob; write "
@@ -243,10 +242,8 @@ def score_degrees(job: DegreeScoring, context: Any = None) -> None:
     ``context``: the unit's :class:`~inference.methods.MethodContext` (its likelihood, for
     methods that sample one).
     """
-    import json
-
     from inference.degree_scores import score_at_observations
-    from inference.methods import get_method, load_posterior
+    from inference.methods import load_posterior
     from inference.scores import SCORES_FORMAT, save_scores
 
     name, settings = job.simulator

@@ -34,7 +34,7 @@ from inference.scores import load_scores
 from pipelines.config import StudyConfig
 from pipelines.finetune import is_finetune
 from pipelines.layout import StudyLayout
-from pipelines.report_data import _costs, _replicate_by_observation
+from pipelines.report_data import replicate_by_observation, unit_costs
 from pipelines.state import stage_states
 from pipelines.study import run_stages, study_client
 from pipelines.sweeps import knob_values
@@ -142,7 +142,7 @@ def measured_quality(layout: StudyLayout, name: str, score: str) -> tuple[float,
     """A scored level's mean ``score`` over replicates and observations (as the dose-response
     takes it), and twice its standard error."""
     ds = load_scores(layout.level(name).scores)
-    values = _replicate_by_observation(ds[score].squeeze("level", drop=True)).ravel()
+    values = replicate_by_observation(ds[score].squeeze("level", drop=True)).ravel()
     values = values[np.isfinite(values)]
     spread = 2 * values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
     return float(values.mean()), float(spread)
@@ -153,7 +153,7 @@ def _core_seconds(
 ) -> dict[str, float]:
     """Recorded core-seconds per level; posterior training of non-anchors is the anchors'
     median (every level trains the same network on the same number of emulated runs)."""
-    costs = {name: _costs(config, layout, name) for name in names}
+    costs = {name: unit_costs(config, layout, name) for name in names}
     infer = np.nanmedian([costs[name]["infer_s"] for name in anchors])
     total = {}
     for name, cost in costs.items():

@@ -24,7 +24,14 @@ from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.units import units
 from simulators.store import Status, open_store
 
-__all__ = ["SUMMARY_SCORES", "ReportData", "collect_report_data", "score_summary"]
+__all__ = [
+    "SUMMARY_SCORES",
+    "ReportData",
+    "collect_report_data",
+    "replicate_by_observation",
+    "score_summary",
+    "unit_costs",
+]
 
 SUMMARY_SCORES: dict[str, tuple[str, str, bool | None]] = {
     spec.csv_column: (str(spec.summary), spec.label, spec.lower_is_better)
@@ -128,7 +135,7 @@ def _timings(folder: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, float]:
+def unit_costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, float]:
     """Core-hours a level consumed: the simulator runs it used plus its own stages."""
     per_run = _simulator_seconds_per_run(layout)
     level = next((lvl for lvl in config.ladder if lvl.name == name.split("/")[0]), None)
@@ -143,7 +150,7 @@ def _costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, flo
     }
     stage_seconds = {f"{stage}_s": float(timings.get(stage, np.nan)) for stage in _STAGES}
     if getattr(level, "kind", None) == "finetune":  # its base's cost, plus k true runs
-        base = _costs(config, layout, level.base)  # type: ignore[union-attr]
+        base = unit_costs(config, layout, level.base)  # type: ignore[union-attr]
         runs = base["simulator_runs"] + level.true_runs  # type: ignore[union-attr]
         for key in ("train-emulator_s", "emulate_s"):
             stage_seconds[key] = base[key]
@@ -187,7 +194,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
             "simplification": np.nan if level is None else float(level.simplification),
             **score_summary(ds),
             **_error_columns(error),
-            **_costs(config, layout, unit.name),
+            **unit_costs(config, layout, unit.name),
         }
         if "emulator_nll" in ds and "emulator_nll" not in row:
             row["emulator_nll"] = float(np.nanmean(ds["emulator_nll"].values))
@@ -353,14 +360,14 @@ def _dose_responses(
         if len(levels) < 4:
             continue  # a trend from fewer than 4 levels is not stated
         blocks = [scores[level][name].squeeze("level", drop=True) for level in levels]
-        per_level = np.stack([_replicate_by_observation(block) for block in blocks])
+        per_level = np.stack([replicate_by_observation(block) for block in blocks])
         knob = np.array([values[level] for level in levels], dtype=float)
         curve = dose_response(knob, per_level, config.report.quality_target, seed=config.seed)
         curves[sweep.name] = (sweep.knob, curve)
     return curves
 
 
-def _replicate_by_observation(values: xr.DataArray) -> np.ndarray:
+def replicate_by_observation(values: xr.DataArray) -> np.ndarray:
     """A score as ``(replicate, observation)``: observation-wise scores kept, others averaged."""
     other = [d for d in values.dims if d not in ("replicate", "observation")]
     values = values.astype(float).mean(dim=other) if other else values.astype(float)

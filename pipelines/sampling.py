@@ -54,8 +54,10 @@ def _unit(config: StudyConfig, level: str, method: str) -> tuple[object | None, 
             f"method {method!r} is not one of the study's ({', '.join(config.inference.methods)});"
             " pass --method with one of them"
         )
+    from pipelines.units import Unit
+
     chosen = None if level == CEILING else levels[level]
-    return chosen, level if method == "npe" else f"{level}/{method}"
+    return chosen, Unit(chosen, method).name
 
 
 def sample_at_observations(
@@ -97,7 +99,7 @@ def sample_at_observations(
     from pipelines import stages
     from pipelines.figures import pair_plot
     from pipelines.state import stage_states
-    from pipelines.units import Unit, likelihood_source, study_simulator
+    from pipelines.units import Unit, study_simulator
 
     chosen, name = _unit(config, level, method)
     layout = StudyLayout(config.study_dir)
@@ -115,8 +117,7 @@ def sample_at_observations(
     for path in (csv, figure):
         if path.exists():
             raise ConfigError(f"{path} exists; pass another --out or move it away first")
-    stand_in = "" if chosen is None else stages._level_digests(config, chosen)["emulate"]
-    context = likelihood_source(config, layout, Unit(chosen, method), stand_in).context()
+    context = stages.unit_likelihood(config, layout, Unit(chosen, method)).context()
     paths = layout.level(name)
     frames, plotted = [], {}
     for replicate in range(config.inference.replicates):

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from inference.emulator_error import load_emulator_error
-from inference.methods import get_method, load_posterior
+from inference.methods import MethodContext, get_method, load_posterior
 from inference.misspecification import (
     detection_rate,
     logprob_misspecification,
@@ -359,12 +359,17 @@ class LevelScoring:
 
 
 def score_level(
-    job: LevelScoring, layout: StudyLayout, simulator: Simulator, guarded: Simulator
+    job: LevelScoring,
+    layout: StudyLayout,
+    simulator: Simulator,
+    guarded: Simulator,
+    context: MethodContext | None = None,
 ) -> None:
     """Score every replicate of one unit and write its ``scores.zarr``.
 
     ``guarded`` is ``simulator`` run through the campaign engine's executor (killable, retried):
     the posterior predictive check runs it on posterior draws that may be anywhere in the prior.
+    ``context``: the unit's likelihood context, made from ``job.likelihood`` when not given.
     """
     paths = layout.level(job.name)
     settings = job.scores
@@ -379,7 +384,8 @@ def score_level(
             x_obs, settings.posterior_samples, child_seed(job.reference_seed, 1)
         )
     theta_test, x_test = _test_pairs(layout)
-    context = job.likelihood.context()
+    if context is None:
+        context = job.likelihood.context()
     amortised = get_method(job.method).amortised
     replicates = [
         score_posterior(

@@ -55,6 +55,7 @@ __all__ = [
     "ROLES",
     "simulation_key",
     "simulation_roles",
+    "unit_likelihood",
     "StageOutcome",
     "stage_seed",
     "simulate",
@@ -427,11 +428,8 @@ def infer(
             bases = [base.replicate_posterior(i) for i in replicates]
             train = layout.simulations("train")
             return (tuning, prior, bases, train, unit.level.true_runs, outs, seed)
-        return (unit.method, settings, prior, store, limit, outs, seed, _likelihood(unit), x_obs)
-
-    def _likelihood(unit: Unit) -> LikelihoodSource:
-        stand_in = "" if unit.level is None else _level_digests(config, unit.level)["emulate"]
-        return likelihood_source(config, layout, unit, stand_in)
+        likelihood = unit_likelihood(config, layout, unit)
+        return (unit.method, settings, prior, store, limit, outs, seed, likelihood, x_obs)
 
     # the reference trains beside the units' posteriors (its tasks share the cluster), so the
     # workers a lone member would leave idle train posteriors meanwhile
@@ -574,10 +572,16 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
     scoring.save_reference_agreement(config, layout, stage_seed(config.seed, "reference-agreement"))
 
 
-def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scoring.LevelScoring:
-    name = level_name(unit.level)
+def unit_likelihood(config: StudyConfig, layout: StudyLayout, unit: Unit) -> LikelihoodSource:
+    """The likelihood ``unit``'s method samples, identified by the digest of the level's
+    stand-in (none for the ceiling and finetune levels, which have no stand-in of their own)."""
     plain = unit.level is None or is_finetune(unit.level)
     stand_in = "" if plain else _level_digests(config, unit.level)["emulate"]
+    return likelihood_source(config, layout, unit, stand_in)
+
+
+def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scoring.LevelScoring:
+    name = level_name(unit.level)
     job = scoring.LevelScoring(
         name=unit.name,
         level=name,
@@ -592,7 +596,7 @@ def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scorin
         else layout.level(name).emulated,
         training_limit=config.budgets.emulated_runs if unit.level is None else None,
         has_stand_in=unit.level is not None,
-        likelihood=likelihood_source(config, layout, unit, stand_in),
+        likelihood=unit_likelihood(config, layout, unit),
         seed=stage_seed(config.seed, "score", name)
         if unit.method == "npe"
         else stage_seed(config.seed, "score", name, unit.method),
@@ -633,10 +637,12 @@ def _score_unit(
     simulator: Simulator,
     guarded: Simulator,
 ) -> None:
-    """Score one unit (on a worker): against the reference, then at every degree."""
-    scoring.score_level(job, layout, simulator, guarded)
+    """Score one unit (on a worker): against the reference, then at every degree (one
+    likelihood context for both: an emulator likelihood loads its emulator)."""
+    context = job.likelihood.context()
+    scoring.score_level(job, layout, simulator, guarded, context)
     if degree_job is not None:
-        degrees.score_degrees(degree_job, job.likelihood.context())
+        degrees.score_degrees(degree_job, context)
 
 
 def score(

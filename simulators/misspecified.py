@@ -33,6 +33,7 @@ __all__ = [
     "at_degree",
     "expected_log_density",
     "hpd_coverage",
+    "require_knob",
 ]
 
 
@@ -89,6 +90,22 @@ class Misspecified(ABC):
         """
 
 
+def require_knob(model: Simulator) -> None:
+    """Refuse a simulator that is not :class:`Misspecified` (it has no knob).
+
+    Raises
+    ------
+    ConfigError
+        Naming the misspecified models and the observation-model knob to use instead.
+    """
+    if not isinstance(model, Misspecified):
+        raise ConfigError(
+            f"simulator {model.name!r} has no data-generating process other than itself, so it "
+            "has no misspecification knob; use a misspecified model (normal_location, "
+            "ward_gaussian, misspecified_gaussian_linear) or sweep observation_model.scale"
+        )
+
+
 def at_degree(model: Simulator, degree: float) -> Simulator:
     """A copy of the misspecified ``model`` with its knob set to ``degree``.
 
@@ -97,12 +114,7 @@ def at_degree(model: Simulator, degree: float) -> Simulator:
     ConfigError
         If ``model`` is not :class:`Misspecified` (it has no knob).
     """
-    if not isinstance(model, Misspecified):
-        raise ConfigError(
-            f"simulator {model.name!r} has no data-generating process other than itself, so it "
-            "has no misspecification knob; use a misspecified model (normal_location, "
-            "ward_gaussian, misspecified_gaussian_linear) or sweep observation_model.scale"
-        )
+    require_knob(model)
     return make_simulator(model.name, **{**model.settings, model.knob: float(degree)})
 
 
@@ -119,8 +131,7 @@ class DGPSimulator(Simulator):
     """
 
     def __init__(self, model: Simulator) -> None:
-        if not isinstance(model, Misspecified):
-            at_degree(model, 0.0)  # raises the message naming the problem
+        require_knob(model)
         self.model = model
         self.name = f"{model.name}:dgp"
         self.prior = model.prior

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_process import run_cli
+from cli_process import reduced_control, run_cli
 
 from pipelines.adaptive import bisect_levels
 
@@ -43,14 +43,7 @@ def test_target_without_a_sweep_is_refused_before_anything_runs(tmp_path):
 
 @pytest.mark.slow
 def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
-    raw = yaml.safe_load((ROOT / "configs" / "control.yaml").read_text())
-    raw["output_dir"] = str(tmp_path / "studies")
-    raw["budgets"].update(train=2000, test=100, observations=3)
-    raw["ladder"][0]["sweep"]["range"].update(stop=2000, num=6)
-    raw["scores"].update(posterior_samples=500, sbc_samples=50, ppc_samples=20)
-    raw["cluster"]["overrides"]["dashboard_address"] = "127.0.0.1:0"
-    path = tmp_path / "control.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = reduced_control(tmp_path)
     ran = run_cli("run", str(path), "--target", "--quiet")
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "core-s saved against the full sweep" in ran.stdout

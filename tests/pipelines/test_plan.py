@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from cli_process import run_cli
+from cli_process import reduced_control, run_cli
 
 from pipelines.config import load_config
 from pipelines.layout import StudyLayout
 from pipelines.plan import choose_anchors
 from pipelines.report_data import collect_report_data
 from simulators.errors import ConfigError
-
-ROOT = Path(__file__).parents[2]
-CONTROL = ROOT / "configs" / "control.yaml"
-
-
-def _reduced_control(tmp_path: Path) -> Path:
-    """control.yaml with 6 levels (60 to 2000 runs), fewer pairs and samples: ~3.5 min."""
-    raw = yaml.safe_load(CONTROL.read_text())
-    raw["output_dir"] = str(tmp_path / "studies")
-    raw["budgets"].update(train=2000, test=100, observations=3)
-    raw["ladder"][0]["sweep"]["range"].update(stop=2000, num=6)
-    raw["scores"].update(posterior_samples=500, sbc_samples=50, ppc_samples=20)
-    raw["cluster"]["overrides"]["dashboard_address"] = "127.0.0.1:0"
-    path = tmp_path / "control.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def test_anchors_span_the_error_range_and_keep_what_is_scored():
@@ -43,7 +25,7 @@ def test_anchors_span_the_error_range_and_keep_what_is_scored():
 
 
 def test_bad_anchors_are_refused_before_anything_runs(tmp_path):
-    found = run_cli("plan", str(_reduced_control(tmp_path)), "--anchors", "9", timeout=120)
+    found = run_cli("plan", str(reduced_control(tmp_path)), "--anchors", "9", timeout=120)
     assert found.returncode == 2
     assert "--anchors 9" in found.stdout + found.stderr and "pass --anchors 6" in found.stderr
     assert not (tmp_path / "studies").exists()
@@ -52,7 +34,7 @@ def test_bad_anchors_are_refused_before_anything_runs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.acceptance  # 3 min: the suite keeps to 20 minutes (make acceptance runs it)
 def test_the_plans_crossing_interval_covers_the_crossing_the_full_run_measures(tmp_path):
-    config_path = _reduced_control(tmp_path)
+    config_path = reduced_control(tmp_path)
     planned = run_cli("plan", str(config_path), "--quiet")
     assert planned.returncode == 0, planned.stderr[-3000:]
     assert "predicted to cross 0.65 at emulator.train_samples" in planned.stdout
