@@ -9,8 +9,9 @@ the same command a user types, and prints:
   wall seconds of each task on one worker, so tasks that share a loaded machine count more),
   and the ratios;
 * the full sweep's crossing of ``report.quality_target`` (isotonic fit, bootstrap interval, as
-  the report states it) and the bracket the bisection found (two adjacent levels), and whether
-  the first lies in the second.
+  the report states it) and the bracket the search found (the least simplified level surely
+  failing and the most simplified surely meeting, each probe with its mean +/- 2 SE and
+  verdict), and whether the first lies in the second.
 
 Usage: ``.venv/bin/python benchmarks/adaptive_control.py [--config configs/control.yaml]``
 (about 10 min on 2 cores).
@@ -83,7 +84,10 @@ def main() -> None:
         _, curve = curves[sweep["sweep"]]
         low, high = sweep["bracket"]
         inside = low <= curve.crossing <= high or high <= curve.crossing <= low
-        levels = ", ".join(f"{p['level']} ({p['quality']:.3f})" for p in sweep["probes"])
+        levels = ", ".join(
+            f"{p['level']} ({p['quality']:.3f} +/- {p['spread']:.3f}, {p['verdict']})"
+            for p in sweep["probes"]
+        )
         print(
             f"sweep {sweep['sweep']}: full crossing {curve.crossing:.4g} (interval "
             f"{curve.crossing_low:.4g} to {curve.crossing_high:.4g}); bisection ran "

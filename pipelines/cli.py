@@ -201,9 +201,8 @@ def _stage_command(stage: str, summary: str) -> None:
         replace_stale: bool = ReplaceStaleOption,
         force: bool = ForceOption,
     ) -> None:
-        stages = list(LEVEL_PIPELINE) if stage == "level" else [stage]
         _run_stages(
-            stages, config, level, output_dir, quiet, profile, workers, replace_stale, force
+            [stage], config, level, output_dir, quiet, profile, workers, replace_stale, force
         )
 
     command.__doc__ = summary
@@ -217,9 +216,40 @@ for _stage, _summary in (
     ("emulate", "Run each level's emulator as a simulator over the training parameters."),
     ("infer", "Train each level's posterior (NPE) on its emulated store, and the ceiling's."),
     ("score", "Score each level's posterior against the true simulator."),
-    ("level", "Run one level's whole pipeline: train-emulator, emulate, infer, score."),
 ):
     _stage_command(_stage, _summary)
+
+
+StageOption = typer.Option(
+    None,
+    "--stage",
+    help="Run only these stages of the pipeline (repeatable; default: all four). "
+    "The ceiling has no emulator stages.",
+)
+
+
+@app.command()
+def level(
+    config: Path = ConfigArgument,
+    level: list[str] | None = LevelOption,
+    stage: list[str] | None = StageOption,
+    output_dir: Path | None = OutputDirOption,
+    quiet: bool = QuietOption,
+    profile: str | None = ProfileOption,
+    workers: int | None = WorkersOption,
+    replace_stale: bool = ReplaceStaleOption,
+    force: bool = ForceOption,
+) -> None:
+    """Run a level's pipeline (train-emulator, emulate, infer, score) in one process."""
+    unknown = sorted(set(stage or ()) - set(LEVEL_PIPELINE))
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)} is not a stage of a level's pipeline; use "
+            f"{', '.join(LEVEL_PIPELINE)}",
+            param_hint="--stage",
+        )
+    stages = [s for s in LEVEL_PIPELINE if not stage or s in stage]
+    _run_stages(stages, config, level, output_dir, quiet, profile, workers, replace_stale, force)
 
 
 @app.command()
@@ -303,6 +333,20 @@ def submit(
     scripts_only: bool = typer.Option(
         False, "--scripts-only", help="Write the sbatch and pipeline scripts, submit nothing."
     ),
+    target: bool = typer.Option(
+        False,
+        "--target",
+        help="Bisect each sweep for the crossing of report.quality_target, as `run --target` "
+        "does: a control job submits one array task per level probed, round by round.",
+    ),
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help="What `emustudy plan` does, as SLURM arrays: every level's emulator, then the "
+        "anchors' posteriors; writes report/plan.json.",
+    ),
+    anchors: int = typer.Option(4, help="With --plan: levels to score."),
+    error: str = typer.Option("auto", help="With --plan: emulator error to predict from."),
     force: bool = ForceOption,
 ) -> None:
     """Submit the study to SLURM: simulate, then a job array over levels, then the report."""
@@ -311,6 +355,11 @@ def submit(
     _setup_logging(quiet=True)
     study = _load(config, output_dir, force)
     profile = profile or study.cluster.profile
+    if target and plan:
+        raise typer.BadParameter("--target and --plan are two searches; pass one of them")
+    if target or plan:
+        _submit_control(study, config, "target" if target else "plan", profile, anchors, error)
+        return
     if scripts_only:
         scripts = write_pipeline_scripts(
             study, submit_resources(profile, study.cluster.profiles_file)
@@ -335,6 +384,63 @@ def submit(
     if submission.report:
         console.print(f"  report    job {submission.report}, afterok levels")
     console.print("follow it with: emustudy status " + str(config))
+
+
+def _submit_control(
+    study: StudyConfig, config: Path, mode: str, profile: str, anchors: int, error: str
+) -> None:
+    from pipelines.submit_control import submit_control
+
+    step = submit_control(
+        study,
+        mode=mode,  # type: ignore[arg-type]
+        profile=profile,
+        profiles_file=study.cluster.profiles_file,
+        anchors=anchors,
+        error=error,
+    )
+    result = "report/adaptive.json" if mode == "target" else "report/plan.json"
+    console.print(f"scripts and logs in {study.study_dir.resolve() / 'slurm'}")
+    if step.simulate:
+        console.print(f"  simulate  job {step.simulate}")
+    after = ", afterok simulate" if step.simulate else ""
+    console.print(
+        f"  control   job {step.control}{after}: submits each next job array (one task per "
+        f"level) and itself after it, until it writes {result}"
+    )
+    console.print("follow it with: emustudy status " + str(config))
+
+
+@app.command("control-step", hidden=True)
+def control_step(
+    config: Path = ConfigArgument,
+    mode: str = typer.Option(..., help="target or plan"),
+    profile: str = typer.Option(...),
+    began: float = typer.Option(..., help="When the chain was submitted (Unix time)."),
+    anchors: int = typer.Option(4),
+    error: str = typer.Option("auto"),
+) -> None:
+    """One step of an `emustudy submit --target/--plan` chain (run by its control job)."""
+    from pipelines.submit_control import control_step as step_once
+
+    _setup_logging(quiet=True)
+    study = _load(config, None, True)
+    step = step_once(
+        study,
+        mode=mode,  # type: ignore[arg-type]
+        profile=profile,
+        began=began,
+        anchors=anchors,
+        error=error,
+    )
+    if step.result is not None:
+        for line in step.lines:
+            print(line)
+        print(f"done: {step.result}")
+        return
+    names = ", ".join(step.level_names)
+    print(f"submitted {step.array_name}: job array {step.array} ({names})")
+    print(f"next control job {step.control}, afterok {step.array}")
 
 
 _STATE_STYLE = {

@@ -41,18 +41,22 @@ from pipelines.sweeps import knob_values
 from simulators.errors import ConfigError
 
 __all__ = [
+    "CHEAP_STAGES",
     "ERROR_METRICS",
     "LevelPlan",
     "StudyPlan",
+    "candidate_levels",
     "choose_anchors",
     "measured_quality",
+    "plan_anchors",
+    "predict_plan",
     "plan_table",
     "run_plan",
 ]
 
 ERROR_METRICS = ("nll", "c2st", "mmd")
 """Measured emulator errors a plan may predict from (:mod:`inference.emulator_error`)."""
-_CHEAP = ["simulate", "train-emulator", "emulate"]
+CHEAP_STAGES = ["simulate", "train-emulator", "emulate"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class StudyPlan:
     seconds: float
 
 
-def _candidates(config: StudyConfig) -> list[Any]:
+def candidate_levels(config: StudyConfig) -> list[Any]:
     """The levels with a stand-in of their own (finetune levels train on true runs instead)."""
     return [level for level in config.ladder if not is_finetune(level)]
 
@@ -128,7 +132,7 @@ def choose_anchors(errors: dict[str, float], scored: list[str], n: int) -> list[
 def _error_metric(config: StudyConfig, layout: StudyLayout, wanted: str) -> dict[str, float]:
     """Each level's measured error by ``wanted`` (``auto``: NLL where every level has one)."""
     found = {}
-    for level in _candidates(config):
+    for level in candidate_levels(config):
         error = load_emulator_error(layout.level(level.name).emulator_error)
         found[level.name] = {m: float(error[m]) for m in ERROR_METRICS}
     if wanted == "auto":
@@ -189,24 +193,32 @@ def run_plan(
         On a bad ``anchors`` or ``error``, or too few anchors with a finite error.
     """
     began, layout = time.perf_counter(), StudyLayout(config.study_dir)
-    levels = _candidates(config)
+    levels = candidate_levels(config)
     if not MIN_ANCHORS <= anchors <= len(levels):  # refused before anything runs
         choose_anchors({level.name: 0.0 for level in levels}, [], anchors)
     with study_client(config, layout) as client:
-        run_stages(config, _CHEAP, levels, client=client, progress=progress)
-        errors = _error_metric(config, layout, error)
-        metric = str(errors.pop("metric"))
-        usable = {name: e for name, e in errors.items() if np.isfinite(e)}
-        states = stage_states(config, layout, counts=False)
-        done = {s.level for s in states if s.stage == "score" and s.state == "done"}
-        scored = [name for name in usable if name in done]
-        chosen = choose_anchors(usable, scored, anchors)
+        run_stages(config, CHEAP_STAGES, levels, client=client, progress=progress)
+        chosen, errors, metric = plan_anchors(config, layout, anchors, error)
         picked = [level for level in levels if level.name in chosen]
         run_stages(config, ["infer", "score"], picked, client=client, progress=progress)
-    return _predict(config, layout, errors, metric, chosen, time.perf_counter() - began)
+    return predict_plan(config, layout, errors, metric, chosen, time.perf_counter() - began)
 
 
-def _predict(
+def plan_anchors(
+    config: StudyConfig, layout: StudyLayout, anchors: int, error: str
+) -> tuple[list[str], dict[str, float], str]:
+    """The anchor levels, from every level's measured emulator error (the cheap stages must be
+    done); returns the anchors, the errors by level and the error's name."""
+    errors = _error_metric(config, layout, error)
+    metric = str(errors.pop("metric"))
+    usable = {name: e for name, e in errors.items() if np.isfinite(e)}
+    states = stage_states(config, layout, counts=False)
+    done = {s.level for s in states if s.stage == "score" and s.state == "done"}
+    scored = [name for name in usable if name in done]
+    return choose_anchors(usable, scored, anchors), errors, metric
+
+
+def predict_plan(
     config: StudyConfig,
     layout: StudyLayout,
     errors: dict[str, float],
@@ -214,10 +226,11 @@ def _predict(
     anchors: list[str],
     seconds: float,
 ) -> StudyPlan:
+    """Predict every level from the scored ``anchors`` and write ``report/plan.json``."""
     score, target = config.report.quality_score, config.report.quality_target
     lower = bool(quality_scores()[score].lower_is_better)
     measured = {name: measured_quality(layout, name, score) for name in anchors}
-    names = [level.name for level in _candidates(config)]
+    names = [level.name for level in candidate_levels(config)]
     prediction = predict_quality(
         np.array([errors[n] for n in anchors]),
         np.array([measured[n][0] for n in anchors]),
@@ -227,7 +240,7 @@ def _predict(
     cost = _core_seconds(config, layout, names, anchors)
     knobs = {name: v for sweep in config.sweeps for name, v in knob_values(sweep).items()}
     rows = []
-    for i, level in enumerate(_candidates(config)):
+    for i, level in enumerate(candidate_levels(config)):
         name = level.name
         mean, low, high = (p[i] for p in (prediction.predicted, prediction.low, prediction.high))
         if name in measured:

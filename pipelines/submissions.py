@@ -25,6 +25,7 @@ __all__ = [
     "ACTIVE",
     "SIMULATE",
     "REPORT",
+    "CONTROL",
     "level_unit",
     "jobs_file",
     "read_submissions",
@@ -37,7 +38,7 @@ __all__ = [
 ACTIVE = frozenset(
     {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"}
 )
-SIMULATE, REPORT = "simulate", "report"
+SIMULATE, REPORT, CONTROL = "simulate", "report", "control"
 
 
 def level_unit(name: str) -> str:
@@ -79,7 +80,8 @@ def unit_jobs(submissions: list[dict[str, object]]) -> dict[str, str]:
     Returns
     -------
     dict
-        Unit (``simulate``, ``level:<name>``, ``report``) to job id (``<array id>_<index>`` for
+        Unit (``simulate``, ``level:<name>``, ``report``, ``control``: the next step of an
+        ``emustudy submit --target`` or ``--plan`` chain) to job id (``<array id>_<index>`` for
         a level).
     """
     jobs: dict[str, str] = {}
@@ -93,6 +95,8 @@ def unit_jobs(submissions: list[dict[str, object]]) -> dict[str, str]:
                 jobs[level_unit(name)] = f"{array}_{index}"
         if record.get("report"):
             jobs[REPORT] = str(record["report"])
+        if record.get("control"):
+            jobs[CONTROL] = str(record["control"])
     return jobs
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from pipelines.state import CEILING_STAGES, LEVEL_STAGES, level_names, stage_sta
 from pipelines.study import report_done
 from pipelines.submissions import (
     ACTIVE,
+    CONTROL,
     REPORT,
     SIMULATE,
     append_submission,
@@ -106,6 +108,9 @@ def write_pipeline_scripts(
     resources: SubmitResources,
     levels: list[str] | None = None,
     done: dict[str, set[str]] | None = None,
+    *,
+    stages: Sequence[str] | None = None,
+    array: str = "levels",
 ) -> dict[str, Path]:
     """Write the study's sbatch files and per-level pipeline scripts; return them by role.
 
@@ -114,10 +119,15 @@ def write_pipeline_scripts(
     config : StudyConfig
     resources : SubmitResources
     levels : list of str, optional
-        Levels the array runs (default: all, then the ceiling).
+        Levels the array runs (default: all, then the ceiling; none: no array is written).
     done : dict, optional
         Stages already done per level: their commands are written commented out, which saves
         a job the start-up of a stage that has nothing left to do.
+    stages : sequence of str, optional
+        The stages each level's script runs (default: all of a level's; ``emustudy submit
+        --plan`` first runs the cheap ones).
+    array : str
+        Name of the job array: its sbatch file is ``<array>.sbatch``, its scripts in ``<array>/``.
     """
     done = done or {}
     layout = StudyLayout(config.study_dir.resolve())
@@ -144,25 +154,26 @@ def write_pipeline_scripts(
         ),
     )
     for name in levels:
-        script = _level_script(config, config_file, name, done.get(name, set()))
-        scripts[f"level:{name}"] = write_script(folder / "levels" / f"{name}.sh", script)
-    array_body = [
-        f"LEVELS=({' '.join(shlex.quote(name) for name in levels)})",
-        'LEVEL="${LEVELS[$SLURM_ARRAY_TASK_ID]}"',
-        'echo "level $LEVEL on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
-        f'bash {shlex.quote(str(folder / "levels"))}/"$LEVEL".sh',
-    ]
-    scripts["levels"] = write_script(
-        folder / "levels.sbatch",
-        sbatch_script(
-            f"{config.name}-levels",
-            resources.level,
-            array_body,
-            log_file=logs / "levels-%A_%a.out",
-            array=f"0-{len(levels) - 1}",
-            workdir=layout.root,
-        ),
-    )
+        script = _level_script(config, config_file, name, done.get(name, set()), stages)
+        scripts[f"level:{name}"] = write_script(folder / array / f"{name}.sh", script)
+    if levels:  # an empty array is no job
+        array_body = [
+            f"LEVELS=({' '.join(shlex.quote(name) for name in levels)})",
+            'LEVEL="${LEVELS[$SLURM_ARRAY_TASK_ID]}"',
+            'echo "level $LEVEL on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+            f'bash {shlex.quote(str(folder / array))}/"$LEVEL".sh',
+        ]
+        scripts[array] = write_script(
+            folder / f"{array}.sbatch",
+            sbatch_script(
+                f"{config.name}-{array}",
+                resources.level,
+                array_body,
+                log_file=logs / f"{array}-%A_%a.out",
+                array=f"0-{len(levels) - 1}",
+                workdir=layout.root,
+            ),
+        )
     scripts["report"] = write_script(
         folder / "report.sbatch",
         sbatch_script(
@@ -176,8 +187,15 @@ def write_pipeline_scripts(
     return scripts
 
 
-def _level_script(config: StudyConfig, config_file: Path, name: str, done: set[str]) -> str:
-    """The pipeline script of one level: its stages, those done when submitted commented out."""
+def _level_script(
+    config: StudyConfig,
+    config_file: Path,
+    name: str,
+    done: set[str],
+    stages: Sequence[str] | None = None,
+) -> str:
+    """The pipeline script of one level: its stages (all, or those of ``stages``), those done
+    when submitted commented out."""
     level = next((lvl for lvl in config.ladder if lvl.name == name), None)
     about = (
         "the ceiling: every inference method on true-simulator data at the same budget"
@@ -185,16 +203,30 @@ def _level_script(config: StudyConfig, config_file: Path, name: str, done: set[s
         else f"level {name!r}, simplification {level.simplification:g}: {level.description}"
     )
     lines = ["#!/bin/bash", f"# Pipeline of {about}", "set -euo pipefail"]
-    for stage in CEILING_STAGES if name == CEILING else LEVEL_STAGES:
-        command = _command(config_file, stage, "--level", name)
-        lines.append(f"# done when submitted: {command}" if stage in done else command)
+    wanted = CEILING_STAGES if name == CEILING else LEVEL_STAGES
+    wanted = [stage for stage in wanted if stages is None or stage in stages]
+    lines += _stage_lines(config_file, ["--level", name], wanted, done)
     tuned = [tuned for tuned, base in finetune_owners(config).items() if base == name]
-    if tuned:  # they fine-tune this level's posteriors: in its task, after it
+    if tuned and stages is None:  # they fine-tune this level's posteriors: in its task, after it
         lines.append(f"# finetune levels of {name!r}: {', '.join(tuned)}")
-        for stage in CEILING_STAGES:
-            command = _command(config_file, stage, *(f"--level={t}" for t in tuned))
-            lines.append(f"# done when submitted: {command}" if stage in done else command)
+        lines += _stage_lines(config_file, [f"--level={t}" for t in tuned], CEILING_STAGES, done)
     return "\n".join(lines)
+
+
+def _stage_lines(
+    config_file: Path, levels: list[str], stages: Sequence[str], done: set[str]
+) -> list[str]:
+    """The stages not done in one ``emustudy level`` process (each process costs seconds of
+    imports and a Dask start), after a commented-out command for each stage done."""
+    lines = [
+        f"# done when submitted: {_command(config_file, stage, *levels)}"
+        for stage in stages
+        if stage in done
+    ]
+    todo = [f"--stage={stage}" for stage in stages if stage not in done]
+    if todo:
+        lines.append(_command(config_file, "level", *levels, *todo))
+    return lines
 
 
 def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dict[str, set[str]]]:
@@ -297,6 +329,8 @@ def submit_study(
     active = {unit: jobs[unit] for unit, state in states.items() if state in ACTIVE}
     names = array_levels(config)
     units = _to_submit(unfinished, active, names)
+    if CONTROL in active:  # a --target or --plan chain submits levels of its own
+        _refuse(layout, active, states)
     if not units:
         if active:
             _refuse(layout, active, states)

@@ -4,30 +4,86 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 from cli_process import reduced_control, run_cli
 
-from pipelines.adaptive import bisect_levels
+from pipelines.adaptive import Probe, _result, bisect_levels, next_probe, verdict
 
 ROOT = Path(__file__).parents[2]
+
+
+def _judge(first_undecided: int, first_meeting: int) -> Callable[[int], str]:
+    """Levels below ``first_undecided`` fail, from ``first_meeting`` on meet, between: undecided."""
+
+    def judge(i: int) -> str:
+        return "fails" if i < first_undecided else "meets" if i >= first_meeting else "undecided"
+
+    return judge
 
 
 @pytest.mark.parametrize("n", [1, 2, 6, 8, 15])
 def test_bisection_finds_every_crossing_in_log2_probes(n):
     for first in range(n + 1):  # levels first..n-1 meet the target
-        calls = []
+        probed, verdicts = bisect_levels(n, _judge(first, first))
+        fails = max((i for i, v in verdicts.items() if v == "fails"), default=-1)
+        meets = min((i for i, v in verdicts.items() if v == "meets"), default=n)
+        assert (fails, meets) == (first - 1, first)
+        assert len(set(probed)) == len(probed) <= math.ceil(math.log2(n + 1))
 
-        def meets(i: int, first: int = first, calls: list = calls) -> bool:
-            calls.append(i)
-            return i >= first
 
-        probed, fails, found = bisect_levels(n, meets)
-        assert (fails, found) == (first - 1, first)
-        assert probed == calls and len(set(probed)) == len(probed)
-        assert len(probed) <= math.ceil(math.log2(n + 1))
+@pytest.mark.parametrize("n", [3, 8, 15])
+def test_an_undecided_band_is_bracketed_by_decided_levels_on_both_sides(n):
+    for low in range(n + 1):
+        for high in range(low, n + 1):  # levels low..high-1 hold the target in their interval
+            probed, verdicts = bisect_levels(n, _judge(low, high))
+            fails = max((i for i, v in verdicts.items() if v == "fails"), default=-1)
+            meets = min((i for i, v in verdicts.items() if v == "meets"), default=n)
+            assert (fails, meets) == (low - 1, high), (low, high, probed)
+            assert len(set(probed)) == len(probed) <= 2 * math.ceil(math.log2(n + 1))
+            assert next_probe(n, verdicts) is None
+
+
+def test_levels_judged_before_are_not_run_again_and_a_non_monotone_sweep_stops():
+    judge = _judge(3, 3)
+    known = {2: "fails", 4: "meets"}
+    probed, verdicts = bisect_levels(8, judge, known)
+    assert probed == [3] and verdicts[3] == "meets"
+    assert next_probe(8, {2: "meets", 5: "fails"}) is None
+    probe = partial(Probe, spread=0.01, core_seconds=1.0)
+    probes = {
+        2: probe("b", 20.0, 0.6, verdict="meets"),
+        5: probe("e", 50.0, 0.7, verdict="fails"),
+    }
+    found = _result("s", "k", list("abcdefgh"), probes, 0.65)
+    assert not found.monotone and (found.fails_level, found.meets_level) == ("e", "b")
+
+
+def test_verdict_uses_the_interval_and_the_score_direction():
+    assert verdict(0.60, 0.02, 0.65, lower_is_better=True) == "meets"
+    assert verdict(0.70, 0.02, 0.65, lower_is_better=True) == "fails"
+    assert verdict(0.66, 0.02, 0.65, lower_is_better=True) == "undecided"
+    assert verdict(0.60, 0.02, 0.65, lower_is_better=False) == "fails"
+    assert verdict(0.65, 0.0, 0.65, lower_is_better=True) == "undecided"
+    assert verdict(float("nan"), 0.0, 0.65, lower_is_better=True) == "undecided"
+
+
+def test_the_crossing_is_interpolated_between_the_probes_that_straddle_the_target():
+    probe = partial(Probe, core_seconds=1.0)
+    probes = {
+        1: probe("b", 100.0, 0.80, 0.02, "fails"),
+        3: probe("d", 300.0, 0.66, 0.03, "undecided"),
+        4: probe("e", 400.0, 0.62, 0.02, "meets"),
+    }
+    found = _result("s", "k", list("abcdef"), probes, 0.65)
+    assert (found.fails_level, found.meets_level, found.undecided) == ("b", "e", ["d"])
+    assert found.bracket == (100.0, 400.0)
+    assert found.crossing == pytest.approx(300 + 0.25 * 100)
+    assert found.core_seconds == 3.0
 
 
 def test_target_without_a_sweep_is_refused_before_anything_runs(tmp_path):
@@ -50,12 +106,15 @@ def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
     study = tmp_path / "studies" / "control"
     (sweep,) = json.loads((study / "report" / "adaptive.json").read_text())["sweeps"]
     probed = {probe["level"] for probe in sweep["probes"]}
-    assert len(probed) == 3  # ceil(log2(6 + 1)) of 6 levels
     names = sorted((study / "levels").iterdir())
     assert {p.name for p in names} == probed and not (study / "ceiling").exists()
+    assert 3 <= len(probed) <= 5  # ceil(log2(6 + 1)) of 6, more where levels are undecided
     assert {sweep["fails_level"], sweep["meets_level"]} <= probed  # both ends were measured
     knobs = [60, 121, 244, 492, 992, 2000]
-    assert abs(knobs.index(sweep["bracket"][1]) - knobs.index(sweep["bracket"][0])) == 1
+    ends = [knobs.index(end) for end in sweep["bracket"]]
+    between = {probe["level"]: probe["verdict"] for probe in sweep["probes"]}
+    inside = [knob for knob in knobs[ends[0] + 1 : ends[1]]]
+    assert all(between.get(f"data-{knob}") == "undecided" for knob in inside)
     low, high = sorted(sweep["bracket"])
     assert low <= sweep["crossing"] <= high
     kept = {p.name: (p / "posterior.pt").stat().st_mtime_ns for p in names}

@@ -7,6 +7,7 @@ tests/faults/test_slurm_resume.py: one run of it covers both.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -85,8 +86,9 @@ def test_pipeline_scripts_are_readable_and_an_edited_one_is_kept(tmp_path):
     config = load_config(QUICKSTART, output_dir=tmp_path)
     scripts = write_pipeline_scripts(config, SubmitResources())
     level = scripts["level:reduced"].read_text()
-    stages = [line.split()[3] for line in level.splitlines() if "pipelines.cli" in line]
-    assert stages == ["train-emulator", "emulate", "infer", "score"]
+    (command,) = [line for line in level.splitlines() if "pipelines.cli" in line]  # one process
+    assert command.split()[3] == "level"
+    assert re.findall(r"--stage=(\S+)", command) == ["train-emulator", "emulate", "infer", "score"]
     assert "--level reduced" in level and '"${SLURM_CPUS_PER_TASK:-1}"' in level
     array = scripts["levels"].read_text()
     assert "#SBATCH --array=0-3" in array and "LEVELS=(full reduced crude ceiling)" in array
@@ -117,3 +119,11 @@ def test_cancel_stops_what_submit_started(tmp_path):
     rows = study_status(load_config(path, output_dir=tmp_path)).rows
     assert {row.state for row in rows} <= {"cancelled", "not started", "partial"}, rows
     assert any(row.job_state == "CANCELLED" and row.state == "cancelled" for row in rows)
+
+
+def test_a_level_command_refuses_a_stage_that_is_not_a_levels(tmp_path):
+    found = _emustudy("level", str(QUICKSTART), "--output-dir", str(tmp_path), "--stage", "sample")
+    assert found.exit_code == 2
+    assert "sample is not a stage of a level's pipeline" in found.output
+    assert "train-emulator, emulate, infer, score" in found.output
+    assert not any(tmp_path.iterdir())  # refused before the study folder was made
