@@ -47,7 +47,14 @@ from pipelines.submissions import (
 )
 from simulators.errors import EmustudyError, StaleOutputError
 
-__all__ = ["Submission", "submit_study", "write_pipeline_scripts", "cancel_study", "read_jobs"]
+__all__ = [
+    "Submission",
+    "submit_study",
+    "submittable_states",
+    "write_pipeline_scripts",
+    "cancel_study",
+    "read_jobs",
+]
 
 
 @dataclass(frozen=True)
@@ -229,13 +236,13 @@ def _stage_lines(
     return lines
 
 
-def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dict[str, set[str]]]:
-    """Units whose outputs are not all done for this config, and the stages done per level.
+def submittable_states(config: StudyConfig, layout: StudyLayout) -> list:
+    """Every stage's state, refusing a study folder that holds another config's outputs.
 
     Raises
     ------
     StaleOutputError
-        If outputs of a different config are in the study folder.
+        If outputs of a different config are in the study folder (nothing may be submitted).
     """
     states = stage_states(config, layout, counts=False)
     stale = [s for s in states if s.state == "stale"]
@@ -246,6 +253,18 @@ def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dic
             "was submitted. Run the affected stage with --replace-stale to set them aside, "
             "restore the config that made them, or give the study another name"
         )
+    return states
+
+
+def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dict[str, set[str]]]:
+    """Units whose outputs are not all done for this config, and the stages done per level.
+
+    Raises
+    ------
+    StaleOutputError
+        If outputs of a different config are in the study folder.
+    """
+    states = submittable_states(config, layout)
     units = {SIMULATE} if any(s.state != "done" for s in states if s.level is None) else set()
     # a level's states include those of each inference method (``full/nle``): a stage is done
     # for the level only when it is done for every method

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from rich.console import Console
+
 from cluster.jobs import SubmitResources, sbatch, sbatch_script, write_script
 from pipelines.adaptive import (
     adaptive_result,
@@ -52,13 +54,18 @@ from pipelines.plan import (
     candidate_levels,
     choose_anchors,
     plan_anchors,
+    plan_table,
     predict_plan,
 )
-from pipelines.state import stage_states
-from pipelines.submissions import ACTIVE, append_submission, read_submissions, unit_jobs
-from pipelines.submissions import unit_states as slurm_states
-from pipelines.submit import submit_resources, write_pipeline_scripts
-from simulators.errors import EmustudyError, StaleOutputError
+from pipelines.submissions import (
+    ACTIVE,
+    append_submission,
+    read_submissions,
+    unit_jobs,
+    unit_states,
+)
+from pipelines.submit import submit_resources, submittable_states, write_pipeline_scripts
+from simulators.errors import EmustudyError
 
 __all__ = ["Mode", "ControlStep", "submit_control", "control_step"]
 
@@ -118,15 +125,7 @@ def _done(config: StudyConfig, layout: StudyLayout) -> tuple[bool, dict[str, set
     StaleOutputError
         If outputs of a different config are in the study folder.
     """
-    states = stage_states(config, layout, counts=False)
-    stale = [s for s in states if s.state == "stale"]
-    if stale:
-        where = ", ".join(f"{s.stage}{f' ({s.level})' if s.level else ''}" for s in stale)
-        raise StaleOutputError(
-            f"study folder {layout.root} holds outputs of a different config ({where}); nothing "
-            "was submitted. Run the affected stage with --replace-stale to set them aside, "
-            "restore the config that made them, or give the study another name"
-        )
+    states = submittable_states(config, layout)
     simulated = all(s.state == "done" for s in states if s.level is None)
     by_level: dict[str, list] = {}
     for s in states:
@@ -180,7 +179,7 @@ def submit_control(
     layout = StudyLayout(config.study_dir.resolve())
     config = config.model_copy(update={"output_dir": config.output_dir.resolve()})
     jobs = unit_jobs(read_submissions(layout))
-    states = slurm_states(jobs)
+    states = unit_states(jobs)
     active = {unit: jobs[unit] for unit, state in states.items() if state in ACTIVE}
     if active:
         listed = ", ".join(f"{unit} {job} {states[unit]}" for unit, job in sorted(active.items()))
@@ -268,8 +267,6 @@ def _finish(
     seconds: float,
 ) -> ControlStep:
     """The chain's result, written as ``emustudy run --target`` or ``plan`` writes it."""
-    from rich.console import Console
-
     console = Console(width=160)
     if mode == "target":
         found = adaptive_result(config, layout)
@@ -280,8 +277,6 @@ def _finish(
         chosen, errors, metric = plan_anchors(config, layout, anchors, error)
         plan: StudyPlan = predict_plan(config, layout, errors, metric, chosen, seconds)
         path = layout.report / "plan.json"
-        from pipelines.plan import plan_table
-
         with console.capture() as captured:
             console.print(plan_table(plan))
             for sweep, at in plan.crossings.items():
