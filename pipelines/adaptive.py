@@ -377,4 +377,5 @@ def print_adaptive(console: Any, found: list[AdaptiveSweep], config: StudyConfig
             f"{left_out * per_level:.0f} core-s saved against the full sweep (at the probed "
             "levels' mean cost)",
             highlight=False,
+            soft_wrap=True,  # one line per sweep in a log file, not one cut at 80 columns
         )

@@ -164,23 +164,7 @@ def write_pipeline_scripts(
         script = _level_script(config, config_file, name, done.get(name, set()), stages)
         scripts[f"level:{name}"] = write_script(folder / array / f"{name}.sh", script)
     if levels:  # an empty array is no job
-        array_body = [
-            f"LEVELS=({' '.join(shlex.quote(name) for name in levels)})",
-            'LEVEL="${LEVELS[$SLURM_ARRAY_TASK_ID]}"',
-            'echo "level $LEVEL on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
-            f'bash {shlex.quote(str(folder / array))}/"$LEVEL".sh',
-        ]
-        scripts[array] = write_script(
-            folder / f"{array}.sbatch",
-            sbatch_script(
-                f"{config.name}-{array}",
-                resources.level,
-                array_body,
-                log_file=logs / f"{array}-%A_%a.out",
-                array=f"0-{len(levels) - 1}",
-                workdir=layout.root,
-            ),
-        )
+        scripts[array] = _write_array(config, resources, folder, array, levels, layout.root)
     scripts["report"] = write_script(
         folder / "report.sbatch",
         sbatch_script(
@@ -192,6 +176,34 @@ def write_pipeline_scripts(
         ),
     )
     return scripts
+
+
+def _write_array(
+    config: StudyConfig,
+    resources: SubmitResources,
+    folder: Path,
+    array: str,
+    levels: list[str],
+    workdir: Path,
+) -> Path:
+    """Write ``<array>.sbatch``: task i runs the script of ``levels[i]``."""
+    body = [
+        f"LEVELS=({' '.join(shlex.quote(name) for name in levels)})",
+        'LEVEL="${LEVELS[$SLURM_ARRAY_TASK_ID]}"',
+        'echo "level $LEVEL on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+        f'bash {shlex.quote(str(folder / array))}/"$LEVEL".sh',
+    ]
+    return write_script(
+        folder / f"{array}.sbatch",
+        sbatch_script(
+            f"{config.name}-{array}",
+            resources.level,
+            body,
+            log_file=folder / "logs" / f"{array}-%A_%a.out",
+            array=f"0-{len(levels) - 1}",
+            workdir=workdir,
+        ),
+    )
 
 
 def _level_script(

@@ -1,9 +1,11 @@
-"""A study of a simulator without an exact posterior, with every kind of fidelity level.
+"""A study of a simulator without an exact posterior, with every kind of fidelity level, run as
+a user runs it: ``emustudy run CONFIG`` in a process of its own, to its report.
 
 Two-scale Lorenz-96 (tiny: K=4, J=4, short windows) is scored against a simulation reference
 trained on a true-simulator campaign of its own; its ladder holds a neural emulator, a
 reduced-physics simulator (one-scale Lorenz-96 with a closure fitted for K=8, J=32, so it is
-wrong here) and a perturbed emulator.
+wrong here), a perturbed emulator, and the emulator level's posterior fine-tuned on 0 and 300
+true runs.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
+from cli_process import run_cli
 
 from inference.scores import load_scores
-from pipelines.config import StudyConfig
+from pipelines.config import load_config
 from pipelines.layout import StudyLayout
-from pipelines.study import run_study
 from simulators.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -26,62 +29,67 @@ SETTINGS = {"K": 4, "J": 4, "spinup": 0.5, "window": 1.0, "inferred": ["F", "h"]
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    config = StudyConfig.model_validate(
-        {
-            "name": "nonexact",
-            "seed": 2,
-            "output_dir": tmp_path_factory.mktemp("studies"),
-            "simulator": {"name": "lorenz96", "settings": SETTINGS},
-            "budgets": {"train": 600, "test": 60, "observations": 2, "chunk_size": 200},
-            "ladder": [
-                {
-                    "name": "flow",
-                    "simplification": 0,
-                    "emulator": {"family": "maf", "transforms": 1, "hidden_features": 16},
-                },
-                {
-                    "name": "one-scale",
-                    "simplification": 1,
-                    "kind": "reduced_simulator",
-                    "simulator": {"name": "lorenz96_reduced", "settings": SETTINGS},
-                },
-                {
-                    "name": "flow-biased",
-                    "simplification": 2,
-                    "kind": "perturbed",
-                    "base": "flow",
-                    "bias": 0.5,
-                },
-            ],
-            "inference": {
-                "density_estimator": "maf",  # the estimator these bounds were measured with
+    folder = tmp_path_factory.mktemp("studies")
+    raw = {
+        "name": "nonexact",
+        "seed": 2,
+        "output_dir": str(folder),
+        "simulator": {"name": "lorenz96", "settings": SETTINGS},
+        "budgets": {"train": 600, "test": 60, "observations": 2, "chunk_size": 200},
+        "ladder": [
+            {
+                "name": "flow",
+                "simplification": 0,
+                "emulator": {"family": "maf", "transforms": 1, "hidden_features": 16},
+            },
+            {
+                "name": "one-scale",
+                "simplification": 1,
+                "kind": "reduced_simulator",
+                "simulator": {"name": "lorenz96_reduced", "settings": SETTINGS},
+            },
+            {
+                "name": "flow-biased",
+                "simplification": 2,
+                "kind": "perturbed",
+                "base": "flow",
+                "bias": 0.5,
+            },
+            {"finetune": {"base": "flow", "true_runs": [0, 300]}},
+        ],
+        "inference": {
+            "density_estimator": "maf",  # the estimator these bounds were measured with
+            "hidden_features": 16,
+            "num_transforms": 1,
+            "learning_rate": 5e-3,  # converges (as the reference's members below)
+            "training_batch_size": 64,
+            "stop_after_epochs": 10,
+            "replicates": 1,
+        },
+        "reference": {
+            "budget": 1200,  # 2x budgets.train: small, so the test is quick
+            "members": 3,
+            # A tiny MAF at sbi's learning rate still improved after 500 epochs here (every
+            # member refused as unconverged); at 5e-3 in batches of 64 it stops after
+            # 84-102 epochs with best losses within 0.12 of each other (seeds 1-3).
+            "network": {
+                "density_estimator": "maf",
                 "hidden_features": 16,
                 "num_transforms": 1,
-                "learning_rate": 5e-3,  # converges (as the reference's members below)
+                "learning_rate": 5e-3,
                 "training_batch_size": 64,
                 "stop_after_epochs": 10,
-                "replicates": 1,
             },
-            "reference": {
-                "budget": 1200,  # 2x budgets.train: small, so the test is quick
-                "members": 3,
-                # A tiny MAF at sbi's learning rate still improved after 500 epochs here (every
-                # member refused as unconverged); at 5e-3 in batches of 64 it stops after
-                # 84-102 epochs with best losses within 0.12 of each other (seeds 1-3).
-                "network": {
-                    "density_estimator": "maf",
-                    "hidden_features": 16,
-                    "num_transforms": 1,
-                    "learning_rate": 5e-3,
-                    "training_batch_size": 64,
-                    "stop_after_epochs": 10,
-                },
-            },
-            "scores": {"posterior_samples": 200, "sbc_samples": 30, "ppc_samples": 20},
-            "cluster": {"profile": "local", "overrides": {"dashboard_address": "127.0.0.1:0"}},
-        }
-    )
-    return config, run_study(config, progress=False)
+        },
+        "scores": {"posterior_samples": 200, "sbc_samples": 30, "ppc_samples": 20},
+        "cluster": {"profile": "local", "overrides": {"dashboard_address": "127.0.0.1:0"}},
+    }
+    path = folder / "nonexact.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    ran = run_cli("run", str(path), "--quiet", timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return config, ran
 
 
 def test_the_simulation_reference_is_trained_on_its_own_campaign_and_its_floor_reported(study):
@@ -106,7 +114,14 @@ def test_every_level_kind_is_scored_and_the_wrong_physics_is_seen(study):
     config, _ = study
     layout = StudyLayout(config.study_dir)
     table = pd.read_csv(layout.report / "scores.csv").set_index("level")
-    assert list(table.index) == ["flow", "one-scale", "flow-biased", "ceiling"]
+    assert list(table.index) == [
+        "flow",
+        "one-scale",
+        "flow-biased",
+        "flow-ft0",
+        "flow-ft300",
+        "ceiling",
+    ]
     assert table["c2st_mean"].notna().all()
     # the ceiling (true-simulator data) is close to the reference; the closure fitted for
     # K=8, J=32 is wrong at K=4, J=4, and its posterior shows it. Measured: ceiling 0.68 (the
