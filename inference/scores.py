@@ -27,13 +27,23 @@ from inference.calibration import finite_pairs
 from inference.errors import ResultFileError
 from inference.observations import check_in_support, check_observations
 from inference.posterior import Posterior
+from inference.score_blocks import ObservationScores, score_observations, score_pairs
 from inference.score_table import SCORES
-from inference.scoring_context import CREDIBILITY, ScoringContext
+from inference.scoring_context import CREDIBILITY, PairStats, ScoringContext
 from inference.seeds import check_seed
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 
-__all__ = ["SCORES_FORMAT", "score_posterior", "stack_replicates", "save_scores", "load_scores"]
+__all__ = [
+    "SCORES_FORMAT",
+    "finish_scores",
+    "load_scores",
+    "save_scores",
+    "score_posterior",
+    "scored_pairs",
+    "scoring_context",
+    "stack_replicates",
+]
 
 SCORES_FORMAT = "emustudy-scores/1"
 
@@ -92,6 +102,52 @@ def score_posterior(
     ConfigError
         If shapes disagree with each other or with the posterior.
     """
+    context = scoring_context(
+        posterior,
+        x_obs=x_obs,
+        reference_samples=reference_samples,
+        theta_test=theta_test,
+        x_test=x_test,
+        n_posterior_samples=n_posterior_samples,
+        n_sbc_samples=n_sbc_samples,
+        seed=seed,
+        simulator=simulator,
+        n_ppc_samples=n_ppc_samples,
+        n_lc2st_null=n_lc2st_null,
+        max_test_pairs=max_test_pairs,
+        truth_samples=truth_samples,
+    )
+    # the blocks a cluster scores as separate tasks, here one after the other (one of each)
+    observations = [score_observations(context, 0, len(context.x_obs))]
+    pairs = [score_pairs(context, 0, len(context.theta_test))]
+    return finish_scores(context, observations, pairs)
+
+
+def scoring_context(
+    posterior: Posterior,
+    *,
+    x_obs: np.ndarray,
+    reference_samples: np.ndarray,
+    theta_test: np.ndarray,
+    x_test: np.ndarray,
+    n_posterior_samples: int,
+    n_sbc_samples: int,
+    seed: int,
+    simulator: Simulator | None = None,
+    n_ppc_samples: int = 100,
+    n_lc2st_null: int = 30,
+    max_test_pairs: int | None = None,
+    truth_samples: np.ndarray | None = None,
+) -> ScoringContext:
+    """The checked inputs of :func:`score_posterior` (same parameters), for scoring in blocks:
+    :func:`~inference.score_blocks.score_observations` and
+    :func:`~inference.score_blocks.score_pairs` on parts of it, then :func:`finish_scores`.
+
+    Raises
+    ------
+    ConfigError
+        If shapes disagree with each other or with the posterior.
+    """
     context = _context(
         posterior, x_obs, reference_samples, theta_test, x_test, n_posterior_samples, max_test_pairs
     )
@@ -102,17 +158,54 @@ def score_posterior(
         n_lc2st_null,
     )
     context.truth = _checked_truth(truth_samples, len(context.x_obs), n_posterior_samples)
-    variables = {
-        spec.name: (spec.dims, spec.compute(context))  # type: ignore[misc]
-        for spec in SCORES
-        if spec.applies_to(context)
-    }
+    return context
+
+
+def finish_scores(
+    context: ScoringContext, observations: list[ObservationScores], pairs: list[PairStats]
+) -> xr.Dataset:
+    """One replicate's scores from its blocks: the per-observation scores joined, and every
+    other score computed from the joined draws and pair statistics (L-C2ST, SBC p-values,
+    TARP, coverage, recovery).
+
+    Parameters
+    ----------
+    context : ScoringContext
+        From :func:`scoring_context`, for all observations and test pairs.
+    observations : list of ObservationScores
+        Blocks that tile the observations (any order).
+    pairs : list of PairStats
+        Blocks that tile the test pairs (any order).
+
+    Returns
+    -------
+    scores : xarray.Dataset
+        As :func:`score_posterior`.
+    """
+    observations = sorted(observations, key=lambda block: block.start)
+    draws = np.concatenate([block.draws for block in observations], axis=1)
+    joined = PairStats.concat(pairs)
+    if draws.shape[1] != len(context.x_obs) or len(joined.ranks) != len(context.theta_test):
+        raise ValueError(
+            f"blocks cover {draws.shape[1]} of {len(context.x_obs)} observations and "
+            f"{len(joined.ranks)} of {len(context.theta_test)} test pairs"
+        )
+    context.use_blocks(draws, joined)
+    variables = {}
+    for spec in SCORES:
+        if not spec.applies_to(context):
+            continue
+        if spec.per_observation:
+            value = np.concatenate([block.values[spec.name] for block in observations])
+        else:
+            value = spec.compute(context)  # type: ignore[misc]
+        variables[spec.name] = (spec.dims, value)
     return xr.Dataset(
         variables,
         coords={
             "observation": np.arange(len(context.x_obs), dtype=np.int64),
             "test_pair": np.arange(len(context.x_test), dtype=np.int64),
-            "param": np.array(list(posterior.prior.names), dtype=object),
+            "param": np.array(list(context.posterior.prior.names), dtype=object),
             "alpha": context.tarp["alpha"],
             "credibility": CREDIBILITY,
         },
@@ -173,8 +266,8 @@ def _context(
             f"only {len(x_fin)} finite test pairs (of {len(x_arr)}); scoring needs at least 20, "
             "so simulate more test pairs"
         )
-    if max_test_pairs is not None:
-        theta_fin, x_fin = theta_fin[: max(20, max_test_pairs)], x_fin[: max(20, max_test_pairs)]
+    n_scored = scored_pairs(len(x_fin), max_test_pairs)
+    theta_fin, x_fin = theta_fin[:n_scored], x_fin[:n_scored]
     return ScoringContext(
         posterior=posterior,
         x_obs=x_obs,
@@ -186,6 +279,12 @@ def _context(
         n_sbc_samples=0,
         seed=0,
     )
+
+
+def scored_pairs(n_finite: int, max_test_pairs: int | None) -> int:
+    """How many of ``n_finite`` finite test pairs are scored: all, or the first
+    ``max(20, max_test_pairs)`` (MCMC-sampled posteriors)."""
+    return n_finite if max_test_pairs is None else min(n_finite, max(20, max_test_pairs))
 
 
 def _attrs(context: ScoringContext) -> dict[str, Any]:
