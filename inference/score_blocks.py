@@ -8,7 +8,7 @@ A replicate's scores split into work that a cluster can spread over its workers:
 * :func:`score_pairs`: the draws at a block of held-out test pairs, reduced to what the scores
   keep of them (SBC ranks, TARP coverage values, HPD levels, moments, NLTP, one draw for L-C2ST),
   as :class:`~inference.scoring_context.PairStats`;
-* :func:`inference.scores.finish_scores`: the blocks joined, and what needs all of them (L-C2ST,
+* :func:`finish_scores`: the blocks joined, and what needs all of them (L-C2ST,
   the SBC, TARP and coverage summaries, recovery).
 
 Every seed follows the index of the observation or of the seed group of :data:`SEED_PAIRS` test
@@ -20,20 +20,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
+from inference.c2st import C2ST_FOLDS
 from inference.score_table import SCORES
-from inference.scoring_context import SEED_PAIRS, PairStats, ScoringContext
+from inference.scoring_context import CREDIBILITY, SEED_PAIRS, PairStats, ScoringContext
 
 __all__ = [
+    "SCORES_FORMAT",
     "SEED_PAIRS",
     "ObservationScores",
     "block_memory",
     "block_ranges",
+    "finish_scores",
     "score_observations",
     "score_pairs",
 ]
+
+SCORES_FORMAT = "emustudy-scores/1"
+"""The ``format`` attribute of every score store (:func:`inference.scores.save_scores`)."""
 
 
 @dataclass(frozen=True)
@@ -122,3 +130,78 @@ def block_memory(
     if kind == "observations":
         return shared + 16 * draws * rows * p + 4 * 5 * 2 * draws * p
     raise ValueError(f"kind must be 'pairs' or 'observations', got {kind!r}")
+
+
+def finish_scores(
+    context: ScoringContext, observations: list[ObservationScores], pairs: list[PairStats]
+) -> xr.Dataset:
+    """One replicate's scores from its blocks: the per-observation scores joined, and every
+    other score computed from the joined draws and pair statistics (L-C2ST, SBC p-values,
+    TARP, coverage, recovery).
+
+    Parameters
+    ----------
+    context : ScoringContext
+        From :func:`inference.scores.scoring_context`, for all observations and test pairs.
+    observations : list of ObservationScores
+        Blocks that tile the observations (any order).
+    pairs : list of PairStats
+        Blocks that tile the test pairs (any order).
+
+    Returns
+    -------
+    scores : xarray.Dataset
+        As :func:`inference.scores.score_posterior`.
+    """
+    observations = sorted(observations, key=lambda block: block.start)
+    draws = np.concatenate([block.draws for block in observations], axis=1)
+    joined = PairStats.concat(pairs)
+    if draws.shape[1] != len(context.x_obs) or len(joined.ranks) != len(context.theta_test):
+        raise ValueError(
+            f"blocks cover {draws.shape[1]} of {len(context.x_obs)} observations and "
+            f"{len(joined.ranks)} of {len(context.theta_test)} test pairs"
+        )
+    context.use_blocks(draws, joined)
+    variables = {}
+    for spec in SCORES:
+        if not spec.applies_to(context):
+            continue
+        if spec.per_observation:
+            value = np.concatenate([block.values[spec.name] for block in observations])
+        else:
+            value = spec.compute(context)  # type: ignore[misc]
+        variables[spec.name] = (spec.dims, value)
+    return xr.Dataset(
+        variables,
+        coords={
+            "observation": np.arange(len(context.x_obs), dtype=np.int64),
+            "test_pair": np.arange(len(context.x_test), dtype=np.int64),
+            "param": np.array(list(context.posterior.prior.names), dtype=object),
+            "alpha": context.tarp["alpha"],
+            "credibility": CREDIBILITY,
+        },
+        attrs=_attrs(context),
+    )
+
+
+def _attrs(context: ScoringContext) -> dict[str, Any]:
+    posterior = context.posterior
+    return {
+        "format": SCORES_FORMAT,
+        "seed": context.seed,
+        "method": posterior.method,
+        "n_posterior_samples": context.n_posterior_samples,
+        "n_sbc_samples": context.n_sbc_samples,
+        "c2st_classifier": "batched torch MLP (2 x 10 * n_params ReLU), early stopping",
+        "c2st_folds": C2ST_FOLDS,
+        "mmd_kernel": "Gaussian, median-heuristic bandwidth, z-scored by the reference draws",
+        "lc2st_null_trials": context.n_lc2st_null,
+        "sbc_test": "Kolmogorov-Smirnov on jittered ranks (rank + U(0,1)) / (n_sbc_samples + 1)",
+        "method_settings": posterior.settings,
+        "prior": posterior.prior.model_dump(mode="json"),
+        "training": {
+            key: value
+            for key, value in posterior.training.to_dict().items()
+            if key not in ("training_loss", "validation_loss")
+        },
+    }

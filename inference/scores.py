@@ -8,6 +8,10 @@ cannot have are left out (NLTP for a posterior without a normalised density, the
 distance without a simulator). :func:`stack_replicates` stacks the replicates of one level into
 ``level x replicate x ...``. :func:`save_scores` writes a Dataset atomically; a crash never
 leaves a half-written store at the destination.
+
+A cluster scores one posterior in blocks (:mod:`inference.score_blocks`) from
+:func:`scoring_context`; :func:`score_posterior` runs the same blocks here, one of each, so both
+give the same scores.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ import shutil
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from inference.c2st import C2ST_FOLDS
 from inference.calibration import finite_pairs
 from inference.errors import ResultFileError
 from inference.observations import check_in_support, check_observations
 from inference.posterior import Posterior
-from inference.score_blocks import ObservationScores, score_observations, score_pairs
-from inference.score_table import SCORES
-from inference.scoring_context import CREDIBILITY, PairStats, ScoringContext
+from inference.score_blocks import (
+    SCORES_FORMAT,
+    finish_scores,
+    score_observations,
+    score_pairs,
+)
+from inference.scoring_context import ScoringContext
 from inference.seeds import check_seed
 from simulators.base import Simulator
 from simulators.errors import ConfigError
@@ -44,8 +50,6 @@ __all__ = [
     "scoring_context",
     "stack_replicates",
 ]
-
-SCORES_FORMAT = "emustudy-scores/1"
 
 
 def score_posterior(
@@ -161,58 +165,6 @@ def scoring_context(
     return context
 
 
-def finish_scores(
-    context: ScoringContext, observations: list[ObservationScores], pairs: list[PairStats]
-) -> xr.Dataset:
-    """One replicate's scores from its blocks: the per-observation scores joined, and every
-    other score computed from the joined draws and pair statistics (L-C2ST, SBC p-values,
-    TARP, coverage, recovery).
-
-    Parameters
-    ----------
-    context : ScoringContext
-        From :func:`scoring_context`, for all observations and test pairs.
-    observations : list of ObservationScores
-        Blocks that tile the observations (any order).
-    pairs : list of PairStats
-        Blocks that tile the test pairs (any order).
-
-    Returns
-    -------
-    scores : xarray.Dataset
-        As :func:`score_posterior`.
-    """
-    observations = sorted(observations, key=lambda block: block.start)
-    draws = np.concatenate([block.draws for block in observations], axis=1)
-    joined = PairStats.concat(pairs)
-    if draws.shape[1] != len(context.x_obs) or len(joined.ranks) != len(context.theta_test):
-        raise ValueError(
-            f"blocks cover {draws.shape[1]} of {len(context.x_obs)} observations and "
-            f"{len(joined.ranks)} of {len(context.theta_test)} test pairs"
-        )
-    context.use_blocks(draws, joined)
-    variables = {}
-    for spec in SCORES:
-        if not spec.applies_to(context):
-            continue
-        if spec.per_observation:
-            value = np.concatenate([block.values[spec.name] for block in observations])
-        else:
-            value = spec.compute(context)  # type: ignore[misc]
-        variables[spec.name] = (spec.dims, value)
-    return xr.Dataset(
-        variables,
-        coords={
-            "observation": np.arange(len(context.x_obs), dtype=np.int64),
-            "test_pair": np.arange(len(context.x_test), dtype=np.int64),
-            "param": np.array(list(context.posterior.prior.names), dtype=object),
-            "alpha": context.tarp["alpha"],
-            "credibility": CREDIBILITY,
-        },
-        attrs=_attrs(context),
-    )
-
-
 def _checked_truth(truth: np.ndarray | None, n_obs: int, n: int) -> np.ndarray | None:
     if truth is None:
         return None
@@ -285,29 +237,6 @@ def scored_pairs(n_finite: int, max_test_pairs: int | None) -> int:
     """How many of ``n_finite`` finite test pairs are scored: all, or the first
     ``max(20, max_test_pairs)`` (MCMC-sampled posteriors)."""
     return n_finite if max_test_pairs is None else min(n_finite, max(20, max_test_pairs))
-
-
-def _attrs(context: ScoringContext) -> dict[str, Any]:
-    posterior = context.posterior
-    return {
-        "format": SCORES_FORMAT,
-        "seed": context.seed,
-        "method": posterior.method,
-        "n_posterior_samples": context.n_posterior_samples,
-        "n_sbc_samples": context.n_sbc_samples,
-        "c2st_classifier": "batched torch MLP (2 x 10 * n_params ReLU), early stopping",
-        "c2st_folds": C2ST_FOLDS,
-        "mmd_kernel": "Gaussian, median-heuristic bandwidth, z-scored by the reference draws",
-        "lc2st_null_trials": context.n_lc2st_null,
-        "sbc_test": "Kolmogorov-Smirnov on jittered ranks (rank + U(0,1)) / (n_sbc_samples + 1)",
-        "method_settings": posterior.settings,
-        "prior": posterior.prior.model_dump(mode="json"),
-        "training": {
-            key: value
-            for key, value in posterior.training.to_dict().items()
-            if key not in ("training_loss", "validation_loss")
-        },
-    }
 
 
 def stack_replicates(replicates: list[xr.Dataset], level: str) -> xr.Dataset:
