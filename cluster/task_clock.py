@@ -16,8 +16,8 @@ What the CPU clock counts, honestly:
   task hands to other threads of its process (torch's pool: workers run with
   ``OMP_NUM_THREADS=1``, so there is none by default). :attr:`Measured.clock` says which.
 * Simulations the task runs in child processes (the guarded simulator of
-  :mod:`cluster.guarded`) are not in either clock; their busy seconds are added
-  (:func:`add_child_seconds`): a child runs one single-threaded simulator while it works.
+  :mod:`cluster.guarded`) are not in either clock; the children's own CPU seconds (start-up
+  included, read from the operating system) are added (:func:`add_child_seconds`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Per level, the held-out thetas (:data:`N_THETA` of the test store) are split into blocks of
 :data:`THETAS_PER_TASK`; each block draws ``n_draws`` from the level's stand-in and from the true
 simulator (guarded: killable, retried) at its thetas (:func:`inference.emulator_error.draw_block`,
-``2 x 8 x THETAS_PER_TASK x n_draws x d`` bytes), and a join computes the level's NLL, C2ST, MMD
+``2 x 8 x THETAS_PER_TASK x n_draws x d`` bytes; each worker keeps one child process per
+simulator for the level's blocks), and a join computes the level's NLL, C2ST, MMD
 and moment errors and writes ``emulator_error.zarr``. The draws are seeded by their index, so the
 blocks give the values one call gives. Every task is measured (:mod:`cluster.task_clock`), so the
 level's cost is its tasks' core seconds; the bar counts blocks and shows the time left.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from distributed import Client, Future, as_completed
 
+from cluster.execute import close_worker_children
 from cluster.guarded import GuardedSimulator
 from cluster.progress import progress_bar
 from cluster.settings import CampaignSettings
@@ -37,43 +39,28 @@ from simulators.registry import make_simulator
 
 __all__ = ["THETAS_PER_TASK", "run_emulator_error"]
 
-THETAS_PER_TASK = 25
+THETAS_PER_TASK = 50
 """Held-out thetas per block task (not part of any digest: the values do not depend on it)."""
 
 
-def _simulators(
-    simulator: SimulatorConfig, campaign: CampaignSettings, emulator: Path, level: str
-) -> tuple[Simulator, Simulator]:
-    """The level's stand-in and the true simulator, both guarded (killable, retried)."""
-    from emulators.levels import load_stand_in  # imports Lightning: only where it runs
-
-    guard = {"timeout_s": campaign.timeout_s, "retries": campaign.retries}
-    what = f"emulator error of level {level!r}"
-    stand_in = GuardedSimulator(load_stand_in(emulator), what=f"{what} (stand-in)", **guard)
-    truth = make_simulator(simulator.name, **simulator.settings)
-    return stand_in, GuardedSimulator(truth, what=what, **guard)
-
-
 def _block(
-    simulator: SimulatorConfig,
-    campaign: CampaignSettings,
+    stand_in: Simulator,
+    truth: Simulator,
     layout: StudyLayout,
-    level: str,
     n_theta: int,
     n_draws: int,
     seed: int,
     start: int,
     stop: int,
 ) -> DrawBlock:
-    stand_in, truth = _simulators(simulator, campaign, layout.level(level).emulator, level)
     theta, _, outputs = held_out(layout.simulations("test"), n_theta)
     check_stand_in(stand_in, outputs, theta.shape[1], layout.simulations("test"))
     return draw_block(stand_in, truth, theta, n_draws, seed, start, stop)
 
 
 def _join(
-    simulator: SimulatorConfig,
-    campaign: CampaignSettings,
+    stand_in: Simulator,
+    truth: str,
     layout: StudyLayout,
     level: str,
     simplification: float,
@@ -82,12 +69,11 @@ def _join(
     seed: int,
     blocks: list[DrawBlock],
 ) -> None:
-    stand_in, truth = _simulators(simulator, campaign, layout.level(level).emulator, level)
     test = layout.simulations("test")
     theta, x, outputs = held_out(test, n_theta)
     error = error_dataset(
         stand_in,
-        truth.name,
+        truth,
         theta,
         x,
         blocks,
@@ -99,6 +85,20 @@ def _join(
         test_store=test,
     )
     save_emulator_error(error, layout.level(level).emulator_error)
+
+
+def _guarded(
+    simulator: SimulatorConfig, campaign: CampaignSettings, emulator: Path, level: str
+) -> tuple[Simulator, Simulator]:
+    """The level's stand-in and the true simulator, each run in a killable, retried child
+    process that a worker keeps for the level's blocks (one start-up per worker, not per block)."""
+    from emulators.levels import load_stand_in  # imports Lightning: the emulate stage has it
+
+    guard = {"timeout_s": campaign.timeout_s, "retries": campaign.retries, "reuse_child": True}
+    what = f"emulator error of level {level!r}"
+    stand_in = GuardedSimulator(load_stand_in(emulator), what=f"{what} (stand-in)", **guard)
+    truth = make_simulator(simulator.name, **simulator.settings)
+    return stand_in, GuardedSimulator(truth, what=what, **guard)
 
 
 def run_emulator_error(
@@ -116,13 +116,28 @@ def run_emulator_error(
     began = time.perf_counter()
     for level, simplification, seed, n_theta, n_draws in jobs:
         n = len(held_out(layout.simulations("test"), n_theta)[0])
-        common = (simulator, campaign, layout, level)
+        stand_in, truth = _guarded(simulator, campaign, layout.level(level).emulator, level)
+        # one copy per worker: its blocks there find the child processes it keeps (a child is
+        # matched by the very simulator object)
+        pair = client.scatter([stand_in, truth], broadcast=True, hash=False)
+        drawn = (*pair, layout, n_theta, n_draws, seed)
         blocks = [
-            client.submit(measured, "error-draws", _block, *common, n_theta, n_draws, seed, a, b)
+            client.submit(measured, "error-draws", _block, *drawn, a, b)
             for a, b in block_ranges(n, THETAS_PER_TASK)
         ]
         join = client.submit(
-            measured, "error-join", _join, *common, simplification, n_theta, n_draws, seed, blocks
+            measured,
+            "error-join",
+            _join,
+            pair[0],
+            truth.name,
+            layout,
+            level,
+            simplification,
+            n_theta,
+            n_draws,
+            seed,
+            blocks,
         )
         futures[level] = [*blocks, join]
     owner = {future: level for level, tasks in futures.items() for future in tasks}
@@ -138,3 +153,4 @@ def run_emulator_error(
             if not left[level]:
                 on_done(level, time.perf_counter() - began, cpu[level])
             bar.update(task_id, advance=1)
+    client.run(close_worker_children)
