@@ -141,30 +141,36 @@ def simulate_rows(
     return ledger.x, ledger.status, ledger.attempts, ledger.error, ledger.elapsed
 
 
-_children: dict[int, IsolatedSimulator] = {}  # one per worker thread
+_children: dict[int, list[IsolatedSimulator]] = {}  # per worker thread, the latest last
 _children_lock = threading.Lock()
+_CHILDREN_PER_THREAD = 2  # a task may alternate two simulators (a stand-in and the truth)
 
 
 def _worker_child(simulator: Simulator) -> IsolatedSimulator:
-    """This thread's child process for ``simulator``; starting one costs ~0.5 s of imports."""
+    """This thread's child process for this very ``simulator`` object (starting one costs
+    ~0.5 s of imports, seconds for torch); a thread keeps its latest two."""
     thread = threading.get_ident()
     with _children_lock:
-        child = _children.get(thread)
-        if child is None or child.simulator is not simulator:
-            if child is not None:
-                child.close()
-            child = _children[thread] = IsolatedSimulator(simulator)
+        kept = _children.setdefault(thread, [])
+        child = next((c for c in kept if c.simulator is simulator), None)
+        if child is None:
+            child = IsolatedSimulator(simulator)
+            while len(kept) >= _CHILDREN_PER_THREAD:
+                kept.pop(0).close()
+        else:
+            kept.remove(child)
+        kept.append(child)
     return child
 
 
 def close_worker_children() -> int:
     """Stop the child processes kept by ``reuse_child``; returns how many there were."""
     with _children_lock:
-        for child in _children.values():
+        children = [child for kept in _children.values() for child in kept]
+        for child in children:
             child.close()
-        count = len(_children)
         _children.clear()
-    return count
+    return len(children)
 
 
 def _accept(ledger: _Ledger, lo: int, x: np.ndarray, seconds: float, attempts: int) -> None:

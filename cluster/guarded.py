@@ -104,6 +104,7 @@ def guarded_simulate(
     retries: int = 2,
     batch_size: int | None = None,
     workers: int = 1,
+    reuse_child: bool = False,
 ) -> GuardedResult:
     """Simulate rows in killable child processes, with retries and per-sample timeouts.
 
@@ -124,6 +125,10 @@ def guarded_simulate(
         Rows per simulator call; default: all rows of a worker at once.
     workers : int
         Child processes working at once, each on a contiguous share of the rows.
+    reuse_child : bool
+        Keep the calling thread's child process for its next call with this very simulator
+        object (starting one costs seconds of imports); end them with
+        :func:`cluster.execute.close_worker_children`.
 
     Returns
     -------
@@ -140,7 +145,9 @@ def guarded_simulate(
     parts = [p for p in np.array_split(np.arange(len(theta)), max(1, workers)) if len(p)]
 
     def run(rows: np.ndarray) -> tuple:
-        return simulate_rows(simulator, theta[rows], seeds[rows], settings, isolate=True)
+        return simulate_rows(
+            simulator, theta[rows], seeds[rows], settings, isolate=True, reuse_child=reuse_child
+        )
 
     if len(parts) <= 1:
         results = [run(parts[0])] if parts else []
@@ -172,16 +179,25 @@ class GuardedSimulator(Simulator):
         As in :class:`~cluster.settings.CampaignSettings` (per-sample timeout, extra runs).
     what : str
         Names the caller in warnings and errors (``"emulator error of level full"``).
+    reuse_child : bool
+        Keep each worker thread's child process between calls (see :func:`guarded_simulate`).
     """
 
     def __init__(
-        self, simulator: Simulator, *, timeout_s: float | None, retries: int, what: str
+        self,
+        simulator: Simulator,
+        *,
+        timeout_s: float | None,
+        retries: int,
+        what: str,
+        reuse_child: bool = False,
     ) -> None:
         self.wrapped = simulator
         self.name = simulator.name
         self.prior = simulator.prior
         self.output_names = simulator.output_names
         self.timeout_s, self.retries, self.what = timeout_s, retries, what
+        self.reuse_child = reuse_child
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -196,7 +212,12 @@ class GuardedSimulator(Simulator):
     def simulate(self, theta: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """``(batch, n_outputs)``, NaN in the rows that failed, timed out or were invalid."""
         result = guarded_simulate(
-            self.wrapped, theta, seeds, timeout_s=self.timeout_s, retries=self.retries
+            self.wrapped,
+            theta,
+            seeds,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+            reuse_child=getattr(self, "reuse_child", False),
         ).require_some(self.what)
         if result.n_failed:
             warnings.warn(f"{self.what}: {result.describe()}", RuntimeWarning, stacklevel=2)

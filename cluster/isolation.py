@@ -161,6 +161,24 @@ class IsolatedSimulator:
         self.simulator = simulator
         self.pace = Pace()  # kept across child restarts: the simulator's speed is the same
         self._child: subprocess.Popen | None = None
+        self._counted = 0.0  # the child's CPU seconds already counted for the calling task
+
+    def _count_cpu(self) -> None:
+        """Count the child's CPU seconds since the last count for the calling thread's task
+        (:func:`cluster.task_clock.add_child_seconds`): its start-up and its simulations."""
+        import psutil  # here, not at the top: the child runs this file and needs neither
+
+        from cluster.task_clock import add_child_seconds
+
+        if self._child is None:
+            return
+        try:
+            times = psutil.Process(self._child.pid).cpu_times()
+        except psutil.Error:  # it is gone: what it spent since the last count is lost
+            return
+        spent = times.user + times.system
+        add_child_seconds(spent - self._counted)
+        self._counted = spent
 
     def __enter__(self) -> IsolatedSimulator:
         return self
@@ -183,6 +201,8 @@ class IsolatedSimulator:
         if ready != ("ready", None):
             self.close()
             raise RuntimeError(f"the simulator's child process did not start: {ready!r}")
+        self._counted = 0.0
+        self._count_cpu()
 
     def _receive(self, deadline: float) -> Any:
         fd = self._child.stdout.fileno()
@@ -217,6 +237,7 @@ class IsolatedSimulator:
                 seconds=time.perf_counter() - began,
             )
         seconds = time.perf_counter() - began
+        self._count_cpu()
         if answer is None:
             self.close()
             return CallOutcome(None, f"timed out after {timeout_s:g} s", True, seconds)

@@ -25,6 +25,7 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -116,7 +117,8 @@ def _terminal() -> bool:
 
 
 def progress_bar(label: str, unit: str, enabled: bool = True) -> Progress | PlainProgress:
-    """A rich progress bar ``label ━━━ done/total unit elapsed``, or plain lines off a terminal.
+    """A rich progress bar ``label ━━━ done/total unit elapsed, time left``, or plain lines
+    (with the time left) off a terminal.
 
     Use as a context manager; ``enabled=False`` shows nothing.
     """
@@ -128,6 +130,8 @@ def progress_bar(label: str, unit: str, enabled: bool = True) -> Progress | Plai
         MofNCompleteColumn(),
         TextColumn(unit),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         disable=not enabled,
     )
 

@@ -29,7 +29,11 @@ __all__ = [
     "hpd_levels",
     "ranks_from_draws",
     "recovery",
+    "recovery_from_moments",
     "tarp",
+    "tarp_coverage_values",
+    "tarp_curve",
+    "tarp_references",
 ]
 
 
@@ -76,13 +80,75 @@ def ranks_from_draws(draws: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return (draws < theta[None]).sum(axis=0).astype(np.int64)
 
 
+def tarp_references(theta: np.ndarray, seed: int) -> np.ndarray:
+    """TARP's reference points for the pairs ``theta`` ``(N, p)``: uniform in the unit box
+    ``(N, p)`` (one row per pair, so a block of pairs takes its own rows)."""
+    return np.random.default_rng(seed).uniform(size=np.shape(theta))
+
+
+def tarp_coverage_values(
+    draws: np.ndarray, theta: np.ndarray, references: np.ndarray, box: np.ndarray
+) -> np.ndarray:
+    """TARP's coverage value ``f_i`` of each pair: the share of its draws closer to its reference
+    point than its true parameter.
+
+    Parameters
+    ----------
+    draws : (S, B, p)
+    theta : (B, p)
+    references : (B, p)
+        In the unit box (:func:`tarp_references`, the rows of these pairs).
+    box : (2, p)
+        Low and high corner of the box of *all* pairs' ``theta``, which scales parameters to
+        [0, 1] so that no parameter dominates the distance.
+
+    Returns
+    -------
+    coverage : (B,)
+        Uniform on [0, 1] when ``q`` is calibrated.
+    """
+    draws, theta = _check_draws(draws, theta)
+    low, high = np.asarray(box, dtype=np.float64)
+    span = np.where(high > low, high - low, 1.0)
+    draws, theta = (draws - low) / span, (theta - low) / span
+    sample_distance = np.linalg.norm(draws - references[None], axis=-1)
+    theta_distance = np.linalg.norm(theta - references, axis=-1)
+    return (sample_distance < theta_distance[None]).mean(axis=0)
+
+
+def tarp_curve(coverage: np.ndarray, *, n_bins: int = 20) -> dict[str, np.ndarray | float]:
+    """TARP's expected coverage curve from the coverage values ``(N,)`` of all pairs.
+
+    Returns
+    -------
+    result : dict
+        ``alpha`` and ``ecp`` ``(n_bins + 1,)`` (the curve), ``atc`` (float, 0 when calibrated,
+        < 0 overconfident, > 0 underconfident), ``ks_pvalue`` (float, uniformity of the
+        coverage values), ``coverage_values`` ``(N,)``.
+    """
+    coverage = np.asarray(coverage, dtype=np.float64)
+    alpha = np.linspace(0.0, 1.0, n_bins + 1)
+    ecp = (coverage[None] <= alpha[:, None]).mean(axis=1)
+    upper = alpha >= 0.5
+    atc = float(np.trapezoid(ecp[upper] - alpha[upper], alpha[upper]))
+    ks = stats.kstest(coverage, "uniform").pvalue if len(coverage) else np.nan
+    return {
+        "alpha": alpha,
+        "ecp": ecp,
+        "atc": atc,
+        "ks_pvalue": float(ks),
+        "coverage_values": coverage,
+    }
+
+
 def tarp(
     draws: np.ndarray, theta: np.ndarray, seed: int, *, n_bins: int = 20
 ) -> dict[str, np.ndarray | float]:
     """TARP expected coverage with references drawn uniformly over the box of ``theta``.
 
     Parameters are scaled to [0, 1] by the range of ``theta`` first (so no parameter dominates
-    the distance).
+    the distance). The same as :func:`tarp_coverage_values` over all pairs, then
+    :func:`tarp_curve` (which scoring in blocks of pairs does in two steps).
 
     Parameters
     ----------
@@ -96,30 +162,12 @@ def tarp(
     Returns
     -------
     result : dict
-        ``alpha`` and ``ecp`` ``(n_bins + 1,)`` (the curve), ``atc`` (float, 0 when calibrated,
-        < 0 overconfident, > 0 underconfident), ``ks_pvalue`` (float, uniformity of the
-        coverage values), ``coverage_values`` ``(N,)``.
+        As :func:`tarp_curve`.
     """
     draws, theta = _check_draws(draws, theta)
-    low, high = theta.min(axis=0), theta.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    draws, theta = (draws - low) / span, (theta - low) / span
-    references = np.random.default_rng(seed).uniform(size=theta.shape)
-    sample_distance = np.linalg.norm(draws - references[None], axis=-1)
-    theta_distance = np.linalg.norm(theta - references, axis=-1)
-    coverage = (sample_distance < theta_distance[None]).mean(axis=0)
-    alpha = np.linspace(0.0, 1.0, n_bins + 1)
-    ecp = (coverage[None] <= alpha[:, None]).mean(axis=1)
-    upper = alpha >= 0.5
-    atc = float(np.trapezoid(ecp[upper] - alpha[upper], alpha[upper]))
-    ks = stats.kstest(coverage, "uniform").pvalue if len(coverage) else np.nan
-    return {
-        "alpha": alpha,
-        "ecp": ecp,
-        "atc": atc,
-        "ks_pvalue": float(ks),
-        "coverage_values": coverage,
-    }
+    box = np.stack([theta.min(axis=0), theta.max(axis=0)])
+    coverage = tarp_coverage_values(draws, theta, tarp_references(theta, seed), box)
+    return tarp_curve(coverage, n_bins=n_bins)
 
 
 def hpd_levels(
@@ -208,8 +256,16 @@ def recovery(
         data pin the parameter down, 0: nothing learned).
     """
     draws, theta = _check_draws(draws, theta)
-    error = draws.mean(axis=0) - theta
-    contraction = 1.0 - draws.var(axis=0) / np.asarray(prior_variance)[None]
+    return recovery_from_moments(draws.mean(axis=0), draws.var(axis=0), theta, prior_variance)
+
+
+def recovery_from_moments(
+    mean: np.ndarray, variance: np.ndarray, theta: np.ndarray, prior_variance: np.ndarray
+) -> dict[str, np.ndarray]:
+    """:func:`recovery` from each pair's posterior mean and variance, ``(N, p)`` each (what a
+    block of pairs keeps of its draws), ``theta`` ``(N, p)`` and ``prior_variance`` ``(p,)``."""
+    error = np.asarray(mean, dtype=np.float64) - np.asarray(theta, dtype=np.float64)
+    contraction = 1.0 - np.asarray(variance) / np.asarray(prior_variance)[None]
     return {
         "mean_error": np.sqrt((error**2).mean(axis=0)),
         "contraction": contraction.mean(axis=0),

@@ -20,7 +20,11 @@ set), :func:`measure_emulator_error` reports:
   root-mean-square of those per-theta differences (they include sampling noise of about
   ``sd * sqrt(2 / n_draws)``);
 * ``speedup``: stand-in samples per second over simulator samples per second, both timed in
-  this call on the same machine and the same ``theta`` batch.
+  this measurement (the report takes the speed-up from the campaigns' ledgers instead).
+
+The draws run in blocks of thetas (:func:`draw_block`, seeded by each draw's index, so any
+blocks give the same draws), which a cluster spreads over its workers; :func:`error_dataset`
+joins them.
 
 :func:`save_emulator_error` writes the dataset as a Zarr store, atomically.
 """
@@ -32,6 +36,7 @@ import os
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +50,16 @@ from simulators.registry import make_simulator
 from simulators.seeding import Stream, sample_seeds
 from simulators.store import load_pairs, open_store
 
-__all__ = ["load_emulator_error", "measure_emulator_error", "save_emulator_error"]
+__all__ = [
+    "DrawBlock",
+    "check_stand_in",
+    "draw_block",
+    "error_dataset",
+    "held_out",
+    "load_emulator_error",
+    "measure_emulator_error",
+    "save_emulator_error",
+]
 
 _KIND = "emustudy-emulator-error/1"
 _MMD_ROWS = 1000  # MMD's cost is quadratic in the rows; a seeded subset of both samples
@@ -105,20 +119,107 @@ def measure_emulator_error(
     """
     if n_draws < 2:
         raise ConfigError(f"n_draws must be at least 2 to estimate a spread, got {n_draws}")
+    theta, x, outputs = held_out(test_store, n_theta)
+    if truth is None:
+        ds = open_store(test_store)
+        truth = make_simulator(str(ds.attrs["simulator"]), **dict(ds.attrs["simulator_settings"]))
+    check_stand_in(stand_in, outputs, theta.shape[1], test_store)
+    block = draw_block(stand_in, truth, theta, n_draws, seed, 0, len(theta))
+    return error_dataset(
+        stand_in,
+        truth.name,
+        theta,
+        x,
+        [block],
+        outputs,
+        n_draws,
+        seed,
+        level=level,
+        simplification=simplification,
+        test_store=test_store,
+    )
+
+
+def held_out(test_store: Path, n_theta: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The first ``n_theta`` valid pairs of ``test_store``, ``theta`` ``(n, p)`` and ``x``
+    ``(n, d)``, and its output names (``StoreError`` below 4 valid rows)."""
     theta, x, _ = load_pairs(test_store, limit=n_theta)
     if len(theta) < 4:
         raise StoreError(f"{test_store} has {len(theta)} valid rows; measuring needs at least 4")
-    ds = open_store(test_store)
-    outputs = [str(name) for name in ds["output"].values]
-    if truth is None:
-        truth = make_simulator(str(ds.attrs["simulator"]), **dict(ds.attrs["simulator_settings"]))
-    if list(stand_in.output_names) != outputs or len(stand_in.prior.names) != theta.shape[1]:
+    return theta, x, [str(name) for name in open_store(test_store)["output"].values]
+
+
+def check_stand_in(stand_in: Simulator, outputs: list[str], n_params: int, store: Path) -> None:
+    """Refuse a stand-in whose outputs or parameters are not those of the store's simulator."""
+    if list(stand_in.output_names) != outputs or len(stand_in.prior.names) != n_params:
         raise ConfigError(
-            f"{stand_in.name} has outputs {list(stand_in.output_names)} but {test_store} holds "
+            f"{stand_in.name} has outputs {list(stand_in.output_names)} but {store} holds "
             f"{outputs}; measure a stand-in against a store of the simulator it replaces"
         )
+
+
+@dataclass(frozen=True)
+class DrawBlock:
+    """Draws of the stand-in and of the simulator at held-out thetas ``start:stop``.
+
+    Attributes
+    ----------
+    start : int
+        Index of the block's first theta.
+    x_stand_in, x_truth : (B * n_draws, n_outputs)
+        ``n_draws`` draws at each theta of the block, theta by theta.
+    stand_in_s, truth_s : float
+        Seconds each simulator took for the block (the reported samples per second).
+    """
+
+    start: int
+    x_stand_in: np.ndarray
+    x_truth: np.ndarray
+    stand_in_s: float
+    truth_s: float
+
+
+def draw_block(
+    stand_in: Simulator,
+    truth: Simulator,
+    theta: np.ndarray,
+    n_draws: int,
+    seed: int,
+    start: int,
+    stop: int,
+) -> DrawBlock:
+    """Draw ``n_draws`` from each simulator at thetas ``start:stop`` of ``theta`` ``(n, p)``.
+
+    Draw ``j`` at theta ``i`` is sample ``i * n_draws + j`` of the seed streams, whichever block
+    draws it, so blocks give the draws of one call. Memory: ``2 * 8 * B * n_draws * d`` bytes.
+    """
+    rows = np.arange(start * n_draws, stop * n_draws)
+    repeated = np.repeat(theta[start:stop], n_draws, axis=0)
+    x_stand_in, stand_in_s = _timed(stand_in, repeated, sample_seeds(seed, rows, Stream.PRIOR))
+    x_truth, truth_s = _timed(truth, repeated, sample_seeds(seed, rows, Stream.SIMULATION))
+    return DrawBlock(start, x_stand_in, x_truth, stand_in_s, truth_s)
+
+
+def error_dataset(
+    stand_in: Simulator,
+    simulator: str,
+    theta: np.ndarray,
+    x: np.ndarray,
+    blocks: list[DrawBlock],
+    outputs: list[str],
+    n_draws: int,
+    seed: int,
+    *,
+    level: str = "",
+    simplification: float = math.nan,
+    test_store: Path | None = None,
+) -> xr.Dataset:
+    """The measured error (see :func:`measure_emulator_error`) from draw blocks that tile the
+    held-out thetas ``theta`` ``(n, p)`` (any order), with the NLL of ``(theta, x)`` ``(n, d)``
+    under the stand-in; ``simulator`` names the true simulator."""
+    blocks = sorted(blocks, key=lambda block: block.start)
     nll, nll_se = _nll(stand_in, theta, x)
-    data, non_finite = _compare_draws(stand_in, truth, theta, n_draws, seed)
+    data, non_finite = _compare_draws(theta, blocks, n_draws, seed)
     data.update(nll=((), nll), nll_se=((), nll_se))
     return xr.Dataset(
         data,
@@ -128,8 +229,8 @@ def measure_emulator_error(
             "level": level,
             "simplification": float(simplification),
             "stand_in": stand_in.name,
-            "simulator": truth.name,
-            "test_store": str(Path(test_store).resolve()),
+            "simulator": simulator,
+            "test_store": "" if test_store is None else str(Path(test_store).resolve()),
             "n_theta": len(theta),
             "n_draws": int(n_draws),
             "non_finite_draws": non_finite,
@@ -139,14 +240,15 @@ def measure_emulator_error(
 
 
 def _compare_draws(
-    stand_in: Simulator, truth: Simulator, theta: np.ndarray, n_draws: int, seed: int
+    theta: np.ndarray, blocks: list[DrawBlock], n_draws: int, seed: int
 ) -> tuple[dict[str, tuple], int]:
-    """Distances between ``n_draws`` draws of each at every theta ``(n, p)``; non-finite count."""
-    n_outputs = len(truth.output_names)
+    """Distances between the blocks' draws at every theta ``(n, p)``; non-finite count."""
+    x_stand_in = np.concatenate([block.x_stand_in for block in blocks])
+    x_truth = np.concatenate([block.x_truth for block in blocks])
+    n_outputs = x_truth.shape[1]
     repeated = np.repeat(theta, n_draws, axis=0)
-    rows = np.arange(len(repeated))
-    x_stand_in, stand_in_rate = _timed(stand_in, repeated, sample_seeds(seed, rows, Stream.PRIOR))
-    x_truth, truth_rate = _timed(truth, repeated, sample_seeds(seed, rows, Stream.SIMULATION))
+    stand_in_rate = len(repeated) / max(sum(block.stand_in_s for block in blocks), 1e-9)
+    truth_rate = len(repeated) / max(sum(block.truth_s for block in blocks), 1e-9)
     per_theta = (len(theta), n_draws, n_outputs)
     a, b = x_stand_in.reshape(per_theta), x_truth.reshape(per_theta)
     mean_diff = a.mean(axis=1) - b.mean(axis=1)
@@ -171,18 +273,18 @@ def _compare_draws(
     return data, int((~finite).sum())
 
 
+def _timed(simulator: Simulator, theta: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, float]:
+    began = time.perf_counter()
+    x = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
+    return x, time.perf_counter() - began
+
+
 def _nll(stand_in: Simulator, theta: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     has_density = getattr(stand_in, "has_density", hasattr(stand_in, "log_prob"))
     if not has_density:
         return math.nan, math.nan
     values = -np.asarray(stand_in.log_prob(x, theta), dtype=np.float64)  # type: ignore[attr-defined]
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
-
-
-def _timed(simulator: Simulator, theta: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, float]:
-    began = time.perf_counter()
-    x = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
-    return x, len(theta) / max(time.perf_counter() - began, 1e-9)
 
 
 def save_emulator_error(error: xr.Dataset, path: Path) -> Path:

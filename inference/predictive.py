@@ -27,6 +27,7 @@ def predictive_distance(
     seed: int,
     *,
     with_failures: bool = False,
+    seeds: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Mean scaled distance between true-simulator outputs at posterior draws and each ``x_o``.
 
@@ -40,7 +41,11 @@ def predictive_distance(
     output_std : (d,)
         Scale of each output (e.g. standard deviation over held-out simulator outputs).
     seed : int
-        Campaign seed of the simulator runs.
+        Campaign seed of the simulator runs (row ``r`` of the flattened draws gets sample seed
+        ``r`` of it), unless ``seeds`` is given.
+    seeds : (S, n_obs) uint64, optional
+        The simulation seed of each draw, so that an observation's runs do not depend on which
+        other observations are scored with it.
 
     Returns
     -------
@@ -58,7 +63,11 @@ def predictive_distance(
         )
     s, n_obs, p = draws.shape
     theta = draws.reshape(-1, p)
-    seeds = sample_seeds(seed, np.arange(len(theta)), Stream.SIMULATION)
+    if seeds is None:
+        seeds = sample_seeds(seed, np.arange(len(theta)), Stream.SIMULATION)
+    seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1)
+    if len(seeds) != len(theta):
+        raise ConfigError(f"seeds must be (S, n_obs) = {draws.shape[:2]}, got {len(seeds)} seeds")
     x_sim = np.asarray(simulator.simulate(theta, seeds), dtype=np.float64)
     x_sim = x_sim.reshape(s, n_obs, -1)
     scale = np.where(np.asarray(output_std) > 0, output_std, 1.0)

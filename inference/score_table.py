@@ -21,12 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from inference.calibration import hpd_coverage
-from inference.metrics import nltp
 from inference.mmd import mmd
 from inference.predictive import predictive_distance
-from inference.scoring_context import CREDIBILITY, PAIR_DRAWS, ScoringContext
-from inference.seeds import child_seed
+from inference.scoring_context import PAIR_DRAWS, ScoringContext
+from simulators.seeding import Stream, sample_seeds
 
 __all__ = [
     "SCORES",
@@ -38,9 +36,10 @@ __all__ = [
     "trend_scores",
 ]
 
-SCORING_VERSION = 2
+SCORING_VERSION = 3
 """Raised whenever a change of the scoring code changes what stored scores would read (2: C2ST
-classifiers train until 20 epochs pass without progress, not 3, which read too close to 0.5).
+classifiers train until 20 epochs pass without progress, not 3, which read too close to 0.5;
+3: draws seeded per observation and per group of test pairs, so scoring runs in blocks).
 It is part of the digests of the stages that compute scores (score, the reference's
 self-agreement and truth check, the emulator error), so a study scored by older code shows those
 stages stale and ``emustudy run`` computes them again; trained posteriors and stores are kept."""
@@ -76,6 +75,10 @@ class ScoreSpec:
         ``truth`` (exact posterior draws besides a reference that is not exact).
     compute : callable or None
         ``compute(context) -> value`` of shape ``dims``; ``None`` when the study computes it.
+    per_observation : bool
+        Computed one observation at a time (dims ``("observation",)``, each value from that
+        observation's draws alone), so scoring computes it in blocks of observations
+        (:mod:`inference.score_blocks`) and joins the blocks.
     """
 
     name: str
@@ -87,6 +90,7 @@ class ScoreSpec:
     column: str = ""
     requires: tuple[Requirement, ...] = ()
     compute: Callable[[ScoringContext], Any] | None = None
+    per_observation: bool = False
 
     @property
     def csv_column(self) -> str:
@@ -111,7 +115,7 @@ def _c2st(context: ScoringContext) -> np.ndarray:
 
     return np.array(
         [
-            c2st(context.reference_at(i), context.draws[:, i], child_seed(context.seed, 1, i))
+            c2st(context.reference_at(i), context.draws[:, i], context.observation_seed(1, i))
             for i in range(len(context.x_obs))
         ]
     )
@@ -124,7 +128,7 @@ def _c2st_truth(context: ScoringContext) -> np.ndarray:
     assert truth is not None  # applies_to checks it
     return np.array(
         [
-            c2st(truth[i, :n], context.draws[:, i], child_seed(context.seed, 1, i))
+            c2st(truth[i, :n], context.draws[:, i], context.observation_seed(1, i))
             for i in range(len(context.x_obs))
         ]
     )
@@ -137,24 +141,26 @@ def _mmd(context: ScoringContext) -> np.ndarray:
 
 
 def _ppc(context: ScoringContext) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive distance and the share of its simulations lost, per observation (cached)."""
+    """Predictive distance and the share of its simulations lost, per observation (cached).
+
+    Each observation's runs are seeded by its own index, so one simulator call serves a block."""
     if "ppc" not in context.cache:
         n = min(context.n_ppc_samples, context.n_posterior_samples)
+        draws = np.arange(n)
+        seeds = [
+            sample_seeds(context.observation_seed(6, i), draws, Stream.SIMULATION)
+            for i in range(len(context.x_obs))
+        ]
         context.cache["ppc"] = predictive_distance(
             context.simulator,
             context.draws[:n],
             context.x_obs,
             context.x_test.std(axis=0),
-            child_seed(context.seed, 6),
+            0,
             with_failures=True,
+            seeds=np.stack(seeds, axis=1) if seeds else np.zeros((n, 0), np.uint64),
         )
     return context.cache["ppc"]
-
-
-def _hpd(context: ScoringContext) -> np.ndarray:
-    return hpd_coverage(
-        context.posterior, context.test_draws, context.theta_test, context.x_test, CREDIBILITY
-    )
 
 
 SCORES: tuple[ScoreSpec, ...] = (
@@ -165,6 +171,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         True,
         in_trends=True,
         compute=_c2st,
+        per_observation=True,
     ),
     ScoreSpec(
         "c2st_vs_truth",
@@ -173,9 +180,16 @@ SCORES: tuple[ScoreSpec, ...] = (
         True,
         requires=("truth",),
         compute=_c2st_truth,
+        per_observation=True,
     ),
     ScoreSpec(
-        "mmd", ("observation",), "MMD² vs reference posterior", True, in_trends=True, compute=_mmd
+        "mmd",
+        ("observation",),
+        "MMD² vs reference posterior",
+        True,
+        in_trends=True,
+        compute=_mmd,
+        per_observation=True,
     ),
     ScoreSpec(
         "lc2st_statistic",
@@ -202,6 +216,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         in_trends=True,
         requires=("simulator",),
         compute=lambda c: _ppc(c)[0],
+        per_observation=True,
     ),
     ScoreSpec(
         "ppc_failed_share",
@@ -211,6 +226,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         summary=None,
         requires=("simulator",),
         compute=lambda c: _ppc(c)[1],
+        per_observation=True,
     ),
     ScoreSpec(
         "support_leakage",
@@ -218,7 +234,10 @@ SCORES: tuple[ScoreSpec, ...] = (
         "share of the posterior estimator's mass outside the prior's support",
         True,
         requires=("support_mass",),
-        compute=lambda c: 1.0 - c.posterior.support_mass(c.x_obs),  # type: ignore[attr-defined]
+        compute=lambda c: np.array(  # one observation at a time: its estimate is its own
+            [1.0 - c.posterior.support_mass(x[None])[0] for x in c.x_obs]  # type: ignore[attr-defined]
+        ),
+        per_observation=True,
     ),
     ScoreSpec(
         "nltp",
@@ -226,7 +245,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         "NLTP on held-out simulator pairs",
         True,
         requires=("normalised",),
-        compute=lambda c: nltp(c.posterior, c.theta_test, c.x_test),
+        compute=lambda c: c.pairs.nltp,
     ),
     ScoreSpec(
         "nltp_mean",
@@ -236,7 +255,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         in_trends=True,
         summary=None,
         requires=("normalised",),
-        compute=lambda c: float(np.mean(nltp(c.posterior, c.theta_test, c.x_test))),
+        compute=lambda c: float(np.mean(c.pairs.nltp)),
     ),
     ScoreSpec(
         "sbc_rank",
@@ -285,7 +304,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         "HPD-region coverage",
         None,
         summary=None,
-        compute=_hpd,
+        compute=lambda c: c.hpd,
     ),
     ScoreSpec(
         "mean_error",

@@ -8,6 +8,10 @@ cannot have are left out (NLTP for a posterior without a normalised density, the
 distance without a simulator). :func:`stack_replicates` stacks the replicates of one level into
 ``level x replicate x ...``. :func:`save_scores` writes a Dataset atomically; a crash never
 leaves a half-written store at the destination.
+
+A cluster scores one posterior in blocks (:mod:`inference.score_blocks`) from
+:func:`scoring_context`; :func:`score_posterior` runs the same blocks here, one of each, so both
+give the same scores.
 """
 
 from __future__ import annotations
@@ -17,25 +21,35 @@ import shutil
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from inference.c2st import C2ST_FOLDS
 from inference.calibration import finite_pairs
 from inference.errors import ResultFileError
 from inference.observations import check_in_support, check_observations
 from inference.posterior import Posterior
-from inference.score_table import SCORES
-from inference.scoring_context import CREDIBILITY, ScoringContext
+from inference.score_blocks import (
+    SCORES_FORMAT,
+    finish_scores,
+    score_observations,
+    score_pairs,
+)
+from inference.scoring_context import ScoringContext
 from inference.seeds import check_seed
 from simulators.base import Simulator
 from simulators.errors import ConfigError
 
-__all__ = ["SCORES_FORMAT", "score_posterior", "stack_replicates", "save_scores", "load_scores"]
-
-SCORES_FORMAT = "emustudy-scores/1"
+__all__ = [
+    "SCORES_FORMAT",
+    "finish_scores",
+    "load_scores",
+    "save_scores",
+    "score_posterior",
+    "scored_pairs",
+    "scoring_context",
+    "stack_replicates",
+]
 
 
 def score_posterior(
@@ -92,6 +106,52 @@ def score_posterior(
     ConfigError
         If shapes disagree with each other or with the posterior.
     """
+    context = scoring_context(
+        posterior,
+        x_obs=x_obs,
+        reference_samples=reference_samples,
+        theta_test=theta_test,
+        x_test=x_test,
+        n_posterior_samples=n_posterior_samples,
+        n_sbc_samples=n_sbc_samples,
+        seed=seed,
+        simulator=simulator,
+        n_ppc_samples=n_ppc_samples,
+        n_lc2st_null=n_lc2st_null,
+        max_test_pairs=max_test_pairs,
+        truth_samples=truth_samples,
+    )
+    # the blocks a cluster scores as separate tasks, here one after the other (one of each)
+    observations = [score_observations(context, 0, len(context.x_obs))]
+    pairs = [score_pairs(context, 0, len(context.theta_test))]
+    return finish_scores(context, observations, pairs)
+
+
+def scoring_context(
+    posterior: Posterior,
+    *,
+    x_obs: np.ndarray,
+    reference_samples: np.ndarray,
+    theta_test: np.ndarray,
+    x_test: np.ndarray,
+    n_posterior_samples: int,
+    n_sbc_samples: int,
+    seed: int,
+    simulator: Simulator | None = None,
+    n_ppc_samples: int = 100,
+    n_lc2st_null: int = 30,
+    max_test_pairs: int | None = None,
+    truth_samples: np.ndarray | None = None,
+) -> ScoringContext:
+    """The checked inputs of :func:`score_posterior` (same parameters), for scoring in blocks:
+    :func:`~inference.score_blocks.score_observations` and
+    :func:`~inference.score_blocks.score_pairs` on parts of it, then :func:`finish_scores`.
+
+    Raises
+    ------
+    ConfigError
+        If shapes disagree with each other or with the posterior.
+    """
     context = _context(
         posterior, x_obs, reference_samples, theta_test, x_test, n_posterior_samples, max_test_pairs
     )
@@ -102,22 +162,7 @@ def score_posterior(
         n_lc2st_null,
     )
     context.truth = _checked_truth(truth_samples, len(context.x_obs), n_posterior_samples)
-    variables = {
-        spec.name: (spec.dims, spec.compute(context))  # type: ignore[misc]
-        for spec in SCORES
-        if spec.applies_to(context)
-    }
-    return xr.Dataset(
-        variables,
-        coords={
-            "observation": np.arange(len(context.x_obs), dtype=np.int64),
-            "test_pair": np.arange(len(context.x_test), dtype=np.int64),
-            "param": np.array(list(posterior.prior.names), dtype=object),
-            "alpha": context.tarp["alpha"],
-            "credibility": CREDIBILITY,
-        },
-        attrs=_attrs(context),
-    )
+    return context
 
 
 def _checked_truth(truth: np.ndarray | None, n_obs: int, n: int) -> np.ndarray | None:
@@ -173,8 +218,8 @@ def _context(
             f"only {len(x_fin)} finite test pairs (of {len(x_arr)}); scoring needs at least 20, "
             "so simulate more test pairs"
         )
-    if max_test_pairs is not None:
-        theta_fin, x_fin = theta_fin[: max(20, max_test_pairs)], x_fin[: max(20, max_test_pairs)]
+    n_scored = scored_pairs(len(x_fin), max_test_pairs)
+    theta_fin, x_fin = theta_fin[:n_scored], x_fin[:n_scored]
     return ScoringContext(
         posterior=posterior,
         x_obs=x_obs,
@@ -188,27 +233,10 @@ def _context(
     )
 
 
-def _attrs(context: ScoringContext) -> dict[str, Any]:
-    posterior = context.posterior
-    return {
-        "format": SCORES_FORMAT,
-        "seed": context.seed,
-        "method": posterior.method,
-        "n_posterior_samples": context.n_posterior_samples,
-        "n_sbc_samples": context.n_sbc_samples,
-        "c2st_classifier": "batched torch MLP (2 x 10 * n_params ReLU), early stopping",
-        "c2st_folds": C2ST_FOLDS,
-        "mmd_kernel": "Gaussian, median-heuristic bandwidth, z-scored by the reference draws",
-        "lc2st_null_trials": context.n_lc2st_null,
-        "sbc_test": "Kolmogorov-Smirnov on jittered ranks (rank + U(0,1)) / (n_sbc_samples + 1)",
-        "method_settings": posterior.settings,
-        "prior": posterior.prior.model_dump(mode="json"),
-        "training": {
-            key: value
-            for key, value in posterior.training.to_dict().items()
-            if key not in ("training_loss", "validation_loss")
-        },
-    }
+def scored_pairs(n_finite: int, max_test_pairs: int | None) -> int:
+    """How many of ``n_finite`` finite test pairs are scored: all, or the first
+    ``max(20, max_test_pairs)`` (MCMC-sampled posteriors)."""
+    return n_finite if max_test_pairs is None else min(n_finite, max(20, max_test_pairs))
 
 
 def stack_replicates(replicates: list[xr.Dataset], level: str) -> xr.Dataset:

@@ -17,6 +17,7 @@ from emulators.ladder import check_ladder
 from inference.methods import get_method
 from inference.observations import ObservationModel
 from inference.score_table import quality_scores
+from inference.scoring_context import SEED_PAIRS
 from inference.settings import MethodSettings, NPESettings
 from pipelines.config_errors import describe_errors
 from pipelines.degrees import MisspecificationSweep, check_sweep
@@ -37,6 +38,7 @@ __all__ = [
     "SimulatorConfig",
     "Budgets",
     "ScoreSettings",
+    "ScoreTasks",
     "InferenceSettings",
     "ClusterSettings",
     "ReportSettings",
@@ -93,6 +95,25 @@ class Budgets(_Frozen):
         return self.emulated or self.train
 
 
+class ScoreTasks(_Frozen):
+    """How the score stage splits each unit into Dask tasks; the scores do not depend on it
+    (seeds follow observations and test pairs, not tasks), so it is not part of any digest."""
+
+    pairs: int = Field(
+        100,
+        gt=0,
+        multiple_of=SEED_PAIRS,
+        description=f"held-out test pairs per task (a multiple of {SEED_PAIRS}, the pairs "
+        "drawn with one seed); a task holds about sbc_samples x pairs x (24 p + 12 d) bytes",
+    )
+    observations: int = Field(
+        4,
+        gt=0,
+        description="observations per task (their C2ST, MMD and predictive check); a task "
+        "holds about 16 x posterior_samples x observations x p bytes",
+    )
+
+
 class ScoreSettings(_Frozen):
     """How posteriors are scored against the truth."""
 
@@ -114,6 +135,14 @@ class ScoreSettings(_Frozen):
         default_factory=ObservationModel,
         description="how observations differ from the simulator (perfect, noise, contamination)",
     )
+    tasks: ScoreTasks = Field(
+        default_factory=ScoreTasks,
+        description="test pairs and observations per Dask task of the score stage",
+    )
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings the scores depend on (all but ``tasks``), for digests."""
+        return self.model_dump(mode="json", exclude={"tasks"})
 
 
 class InferenceSettings(MethodSettings):

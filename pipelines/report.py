@@ -166,6 +166,7 @@ def write_report(
     summary += _dose_response_section(page, data, quality_score, quality_target)
     summary += _degree_section(page, data, out_dir)
     summary += _cost_section(page, table, quality_score, quality_target)
+    summary += _study_cost_sentence(data.study_costs, table)
     summary.append(_reference_sentence(data))
     if data.losses:
         summary.append("Rows lost to the simulator: " + "; ".join(data.losses) + ".")
@@ -345,7 +346,9 @@ def _cost_section(
         png, chosen = figures.cost_quality_frontier(table, column, label, quality_target, lower)
         page.heading(
             "Cost and quality",
-            "Cost: the true-simulator runs a level consumed plus its training and sampling time.",
+            "Cost: the true-simulator runs a level consumed (seconds per run from the campaigns' "
+            "ledgers) plus the core seconds of training its emulator, emulating, measuring its "
+            "error and training its posteriors (waiting for other tasks is not counted).",
         )
         page.figure("cost_quality_frontier", png, f"{label} against cost")
         summary.append(
@@ -355,6 +358,17 @@ def _cost_section(
             else f"No emulator level meets the quality target ({quality_score} {quality_target:g})."
         )
     return summary
+
+
+def _study_cost_sentence(costs: dict[str, float], table: pd.DataFrame) -> list[str]:
+    """The study's own core-hours beside the levels': its campaigns, reference and scoring."""
+    scoring = float(np.nansum(table["score_s"])) if "score_s" in table else float("nan")
+    parts = {name.removesuffix("_s"): value for name, value in costs.items()}
+    parts["scoring (all units)"] = scoring
+    shown = [f"{name} {value / 3600:.3g}" for name, value in parts.items() if np.isfinite(value)]
+    if not shown:
+        return []
+    return ["Study-wide core-hours (not in any level's cost): " + ", ".join(shown) + "."]
 
 
 def _write_page(

@@ -2,7 +2,8 @@
 
 Every score is summarised per level as a mean with an interval over training replicates (each
 replicate first averaged over observations or test pairs), beside the level's measured emulator
-error and its cost: the simulator time it consumed plus the wall time of its own stages.
+error and its cost: the simulator time it consumed (the campaigns' ledgers) plus the core
+seconds of its own stages (``timings.json``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ __all__ = [
     "collect_report_data",
     "replicate_by_observation",
     "score_summary",
+    "emulator_speedup",
+    "seconds_per_run",
+    "simulator_seconds_per_run",
+    "stage_seconds",
+    "study_costs",
     "unit_costs",
 ]
 
@@ -40,7 +46,7 @@ SUMMARY_SCORES: dict[str, tuple[str, str, bool | None]] = {
 """``scores.csv`` stem -> (how a replicate becomes one number, label, lower is better?), from the
 score table (:data:`inference.score_table.SCORES`)."""
 _VARIABLE = {spec.csv_column: spec.name for spec in summary_scores()}
-_STAGES = ("train-emulator", "emulate", "infer", "score")
+_STAGES = ("train-emulator", "emulate", "emulator-error", "infer", "score")
 
 
 def _reduce(values: xr.DataArray, how: str) -> np.ndarray:
@@ -111,6 +117,8 @@ class ReportData:
     """One row per unit and degree of the misspecification sweep
     (:func:`pipelines.degree_report.degree_table`); None without a sweep."""
     degree_knob: str = ""
+    study_costs: dict[str, float] = field(default_factory=dict)
+    """Core seconds of the study-wide stages (:func:`study_costs`: campaigns, reference)."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -120,14 +128,33 @@ def _open(path: Path) -> xr.Dataset | None:
         return ds.load()
 
 
-def _simulator_seconds_per_run(layout: StudyLayout) -> float:
-    """Mean seconds one true-simulator run took (from the training store's ledger)."""
-    try:
-        ds = open_store(layout.simulations("train"))
-    except Exception:  # noqa: BLE001 - a report without costs is still a report
-        return float("nan")
-    elapsed = ds["elapsed"].values
-    return float(np.nanmean(elapsed)) if elapsed.size else float("nan")
+TRUE_STORES = ("train", "test", "observations", "reference")
+"""The true-simulator campaigns whose ledgers give the simulator's cost per run."""
+
+
+def seconds_per_run(stores: list[Path]) -> float:
+    """Mean seconds one run took over every row the campaigns into ``stores`` ran (their
+    ledgers' ``elapsed``, failed and timed-out rows included: they cost time too); NaN when no
+    store has a finished row."""
+    elapsed = []
+    for store in stores:
+        if not store.exists():
+            continue
+        try:
+            ds = open_store(store)
+        except Exception:  # noqa: BLE001 - a report without costs is still a report
+            continue
+        ran = ds["status"].values != Status.PENDING
+        elapsed.append(np.asarray(ds["elapsed"].values, dtype=np.float64)[ran])
+    values = np.concatenate(elapsed) if elapsed else np.empty(0)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def simulator_seconds_per_run(layout: StudyLayout) -> float:
+    """The true simulator's seconds per run, from every true-simulator campaign's ledger
+    (measured once where the runs happened, not re-measured per level under contention)."""
+    return seconds_per_run([layout.simulations(role) for role in TRUE_STORES])
 
 
 def _timings(folder: Path) -> dict[str, float]:
@@ -135,9 +162,29 @@ def _timings(folder: Path) -> dict[str, float]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def stage_seconds(timings: dict[str, float], stage: str) -> float:
+    """A stage's core seconds (``<stage>_cpu``), or its wall seconds where a study written
+    before core seconds were measured has only those; NaN when it did not run."""
+    return float(timings.get(f"{stage}_cpu", timings.get(stage, np.nan)))
+
+
+def study_costs(layout: StudyLayout) -> dict[str, float]:
+    """Core seconds of the study-wide stages: each true-simulator campaign and the reference."""
+    return {
+        f"{stage}_s": stage_seconds(timings, stage)
+        for timings in [_timings(layout.root / "simulations")]
+        for stage in sorted(key for key in timings if not key.endswith("_cpu"))
+    }
+
+
 def unit_costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str, float]:
-    """Core-hours a level consumed: the simulator runs it used plus its own stages."""
-    per_run = _simulator_seconds_per_run(layout)
+    """Core-hours a level consumed: the simulator runs it used plus its own stages.
+
+    Its own stages are training its emulator, emulating, measuring the emulator's error and
+    training its posteriors, in core seconds (``timings.json``). Scoring is reported
+    (``score_s``) but not counted: it is the study's overhead, not a cost of using the level.
+    """
+    per_run = simulator_seconds_per_run(layout)
     level = next((lvl for lvl in config.ladder if lvl.name == name.split("/")[0]), None)
     emulator = getattr(level, "emulator", None) if level is not None else None
     if level is None:
@@ -148,29 +195,36 @@ def unit_costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str,
         **_timings(layout.level(name).root),  # the level's own stages
         **_timings(layout.level(name).method_root),  # this method's infer and score
     }
-    stage_seconds = {f"{stage}_s": float(timings.get(stage, np.nan)) for stage in _STAGES}
+    stage_costs = {f"{stage}_s": stage_seconds(timings, stage) for stage in _STAGES}
     if getattr(level, "kind", None) == "finetune":  # its base's cost, plus k true runs
         base = unit_costs(config, layout, level.base)  # type: ignore[union-attr]
         runs = base["simulator_runs"] + level.true_runs  # type: ignore[union-attr]
-        for key in ("train-emulator_s", "emulate_s"):
-            stage_seconds[key] = base[key]
-        stage_seconds["infer_s"] = np.nansum([stage_seconds["infer_s"], base["infer_s"]])
-    # Scoring is the study's own overhead, not a cost of using the level.
-    own = np.nansum([v for k, v in stage_seconds.items() if k != "score_s"])
+        for key in ("train-emulator_s", "emulate_s", "emulator-error_s"):
+            stage_costs[key] = base[key]
+        stage_costs["infer_s"] = np.nansum([stage_costs["infer_s"], base["infer_s"]])
+    own = np.nansum([v for k, v in stage_costs.items() if k != "score_s"])
     simulator_seconds = runs * per_run
     return {
         "simulator_runs": float(runs),
+        "simulator_seconds_per_run": per_run,
         "simulator_core_hours": simulator_seconds / 3600,
-        **stage_seconds,
+        **stage_costs,
         "total_core_hours": (simulator_seconds + own) / 3600,
     }
+
+
+def emulator_speedup(layout: StudyLayout, name: str) -> float:
+    """The true simulator's seconds per run over the level's stand-in's, both from campaign
+    ledgers (the emulate stage's campaign for the stand-in); NaN without an emulated store."""
+    stand_in = seconds_per_run([layout.level(name).emulated])
+    return simulator_seconds_per_run(layout) / stand_in if stand_in > 0 else float("nan")
 
 
 def _error_columns(ds: xr.Dataset | None) -> dict[str, float]:
     if ds is None:
         return {}
     row = {}
-    for name in ("nll", "c2st", "mmd", "speedup", "mean_rmse", "std_rmse"):
+    for name in ("nll", "c2st", "mmd", "mean_rmse", "std_rmse"):  # speed-up: the ledgers
         values = ds[name].values if name in ds else np.array([])
         if np.isfinite(values).any():
             row[f"emulator_{name}"] = float(np.nanmean(values))
@@ -196,6 +250,8 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
             **_error_columns(error),
             **unit_costs(config, layout, unit.name),
         }
+        if level is not None:  # from the ledgers, not the measurement's own timing
+            row["emulator_speedup"] = emulator_speedup(layout, name)
         if "emulator_nll" in ds and "emulator_nll" not in row:
             row["emulator_nll"] = float(np.nanmean(ds["emulator_nll"].values))
         rows.append(row)
@@ -232,6 +288,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         finetune=finetune_curves(config.ladder, frame, config.report.quality_score),
         dose_response=_dose_responses(config, scores),
         **_degree_data(config, layout),
+        study_costs=study_costs(layout),
     )
 
 

@@ -6,8 +6,8 @@
   campaign), :func:`save_reference_checks` what its training check kept, and
   :func:`save_reference_agreement` its noise floor; :func:`save_sample_reference` the user's
   reference draws.
-* :func:`score_level`: every score of a unit's replicates, its misspecification tests, and the
-  level's measured emulator error, into ``scores.zarr`` (``level x replicate x ...``).
+* :func:`observations`: the study's observations as scoring sees them (scoring a unit itself
+  is :mod:`pipelines.level_scoring`, as tasks :mod:`pipelines.score_graph`).
 * :func:`save_trend`: each score against the measured emulator error, across levels.
 
 Tasks receive the pieces of the config they read (settings, paths, seeds), not the whole
@@ -19,19 +19,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from inference.emulator_error import load_emulator_error
-from inference.methods import MethodContext, get_method, load_posterior
-from inference.misspecification import (
-    detection_rate,
-    logprob_misspecification,
-    mmd_misspecification,
-)
+from inference.methods import load_posterior
 from inference.observation_files import read_observations
 from inference.observations import Observations, study_observations
 from inference.reference import ExactReference, Reference
@@ -40,8 +34,6 @@ from inference.scores import (
     SCORES_FORMAT,
     load_scores,
     save_scores,
-    score_posterior,
-    stack_replicates,
 )
 from inference.seeds import child_seed
 from inference.settings import MethodSettings, NPESettings
@@ -56,7 +48,6 @@ from simulators.prior import Prior
 from simulators.store import load_pairs
 
 __all__ = [
-    "LevelScoring",
     "observations",
     "config_observations",
     "load_simulation_reference",
@@ -66,7 +57,6 @@ __all__ = [
     "save_reference_truth_check",
     "save_sample_reference",
     "save_trend",
-    "score_level",
     "train_reference_member",
     "train_replicates",
 ]
@@ -312,140 +302,6 @@ def save_reference_agreement(config: StudyConfig, layout: StudyLayout, seed: int
         attrs={"format": SCORES_FORMAT, "kind": "reference self-agreement"},
     )
     save_scores(ds, layout.reference_agreement)
-
-
-@dataclass(frozen=True)
-class LevelScoring:
-    """Everything :func:`score_level` reads, and nothing more (sent to a Dask task).
-
-    Attributes
-    ----------
-    name : str
-        The unit (``full``, ``full/nle``, ``ceiling``).
-    level : str
-        Its level's folder name.
-    simplification : float
-        NaN for the ceiling.
-    method : str
-    replicates : int
-    reference : str
-        The reference posterior's kind (exact, likelihood, simulation, samples).
-    observation_file : Path or None
-        Observed data, where the config gives a file.
-    scores : ScoreSettings
-    training_store : Path
-        What its posteriors were trained on (for the misspecification tests).
-    training_limit : int or None
-    has_stand_in : bool
-    likelihood : LikelihoodSource
-    seed, observation_seed, reference_seed : int
-    """
-
-    name: str
-    level: str
-    simplification: float
-    method: str
-    replicates: int
-    reference: str
-    observation_file: Path | None
-    scores: ScoreSettings
-    training_store: Path
-    training_limit: int | None
-    has_stand_in: bool
-    likelihood: LikelihoodSource
-    seed: int
-    observation_seed: int
-    reference_seed: int
-
-
-def score_level(
-    job: LevelScoring,
-    layout: StudyLayout,
-    simulator: Simulator,
-    guarded: Simulator,
-    context: MethodContext | None = None,
-) -> None:
-    """Score every replicate of one unit and write its ``scores.zarr``.
-
-    ``guarded`` is ``simulator`` run through the campaign engine's executor (killable, retried):
-    the posterior predictive check runs it on posterior draws that may be anywhere in the prior.
-    ``context``: the unit's likelihood context, made from ``job.likelihood`` when not given.
-    """
-    paths = layout.level(job.name)
-    settings = job.scores
-    found = observations(settings, layout, job.observation_seed, job.observation_file, simulator)
-    x_obs = found.x
-    reference = reference_for(simulator, layout, job.reference)
-    reference_draws = reference.sample(x_obs, settings.posterior_samples, job.reference_seed)
-    truth = None
-    if job.reference != "exact" and isinstance(simulator, ExactPosterior):
-        # a model with a known posterior scored against another reference: check that reference
-        truth = ExactReference(simulator).sample(
-            x_obs, settings.posterior_samples, child_seed(job.reference_seed, 1)
-        )
-    theta_test, x_test = _test_pairs(layout)
-    if context is None:
-        context = job.likelihood.context()
-    amortised = get_method(job.method).amortised
-    replicates = [
-        score_posterior(
-            load_posterior(paths.replicate_posterior(i), simulator.prior, context=context),
-            x_obs=x_obs,
-            reference_samples=reference_draws,
-            theta_test=theta_test,
-            x_test=x_test,
-            n_posterior_samples=settings.posterior_samples,
-            n_sbc_samples=settings.sbc_samples,
-            seed=child_seed(job.seed, i),
-            simulator=guarded,
-            n_ppc_samples=settings.ppc_samples,
-            n_lc2st_null=settings.lc2st_null,
-            max_test_pairs=None if amortised else settings.mcmc_test_pairs,
-            truth_samples=truth,
-        )
-        for i in range(job.replicates)
-    ]
-    scores = stack_replicates(replicates, job.level)
-    _add_misspecification(scores, job, x_obs)
-    scores.attrs.update(
-        simplification=job.simplification,
-        method=job.method,
-        reference=reference.kind,
-        observation_model=settings.observation_model.model_dump(),
-        misspecification_alpha=settings.misspecification_alpha,
-        n_non_finite_observations=found.n_non_finite,
-    )
-    if job.has_stand_in:
-        from emulators.levels import load_stand_in
-
-        stand_in = load_stand_in(paths.emulator)
-        if getattr(stand_in, "has_density", hasattr(stand_in, "log_prob")):
-            finite = np.isfinite(x_test).all(axis=1)
-            nll = -stand_in.log_prob(x_test[finite], theta_test[finite])  # type: ignore[attr-defined]
-            scores["emulator_nll"] = (("level", "held_out_pair"), nll[None])
-    save_scores(scores, paths.scores)
-
-
-def _test_pairs(layout: StudyLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Every held-out pair, failed runs included (``score_posterior`` counts and drops them)."""
-    from simulators.store import open_store
-
-    ds = open_store(layout.simulations("test"))
-    return np.asarray(ds["theta"].values, np.float64), np.asarray(ds["x"].values, np.float64)
-
-
-def _add_misspecification(scores: xr.Dataset, job: LevelScoring, x_obs: np.ndarray) -> None:
-    _, x_train, counts = load_pairs(job.training_store, limit=job.training_limit)
-    alpha = job.scores.misspecification_alpha
-    for test, key in ((mmd_misspecification, "mmd"), (logprob_misspecification, "logprob")):
-        pvalues = test(x_train, x_obs, child_seed(job.seed, 1000))
-        scores[f"misspecification_{key}_pvalue"] = (("level", "observation"), pvalues[None])
-        scores[f"misspecification_{key}_rate"] = ("level", [detection_rate(pvalues, alpha)])
-    flagged = (scores["misspecification_mmd_pvalue"] < alpha) | (
-        scores["misspecification_logprob_pvalue"] < alpha
-    )
-    scores["misspecification_detected"] = flagged.astype(float)
-    scores["n_invalid_train"] = ("level", [sum(v for k, v in counts.items() if k != "ok")])
 
 
 def _per_level(ds: xr.Dataset, names: list[str] | tuple[str, ...]) -> dict[str, float]:

@@ -15,20 +15,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from distributed import Client, as_completed
 
 from cluster.campaign import run_campaign
 from cluster.guarded import GuardedSimulator
 from cluster.lock import StoreLock
 from cluster.progress import progress_bar
-from cluster.settings import CampaignSettings
+from cluster.task_clock import Measured, measured
 from emulators.fidelity import AnyLevel, FidelityLevel, FinetuneLevel, PerturbedLevel
-from inference.emulator_error import measure_emulator_error, save_emulator_error
 from inference.methods import get_method
 from inference.score_table import SCORING_VERSION
 from inference.simulation_reference import MIN_SPREAD, MemberCheck, Run, check_members, member_seed
 from pipelines import degrees, scoring
-from pipelines.config import SimulatorConfig, StudyConfig, digest
+from pipelines.config import StudyConfig, digest
+from pipelines.error_graph import run_emulator_error
 from pipelines.finetune import (
     FINETUNE_VERSION,
     finetune_replicates,
@@ -37,7 +38,9 @@ from pipelines.finetune import (
     require_base_posteriors,
 )
 from pipelines.layout import CEILING, StudyLayout, level_name
+from pipelines.level_scoring import LevelScoring
 from pipelines.manifest import Manifest
+from pipelines.score_graph import UnitScore, run_scoring
 from pipelines.truth_settings import file_digest
 from pipelines.units import (
     LikelihoodSource,
@@ -47,7 +50,6 @@ from pipelines.units import (
     study_simulator,
     units,
 )
-from simulators.base import Simulator
 from simulators.errors import StoreError
 from simulators.registry import make_simulator
 
@@ -73,12 +75,17 @@ ROLES = ("train", "test", "observations", "reference")
 
 @dataclass(frozen=True)
 class StageOutcome:
-    """What one stage did for one level (``level`` is None for study-wide stages)."""
+    """What one stage did for one level (``level`` is None for study-wide stages).
+
+    ``seconds`` is wall time (waiting for other levels' tasks included); ``cpu_seconds`` the
+    core seconds its own tasks spent (:mod:`cluster.task_clock`), where they were measured.
+    """
 
     stage: str
     level: str | None
     ran: bool
     seconds: float
+    cpu_seconds: float | None = None
 
 
 def _budget(config: StudyConfig, role: str) -> int:
@@ -141,7 +148,7 @@ def simulate(
     manifest = Manifest(layout.manifest)
     outcomes = []
     for role in simulation_roles(config):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         store, key = layout.simulations(role), simulation_key(config, role)
         if manifest.is_done(f"simulate-{role}", key, [store]):
             outcomes.append(StageOutcome(f"simulate-{role}", None, False, 0.0))
@@ -165,7 +172,8 @@ def simulate(
             settings=config.campaign,
         )
         manifest.mark_done(f"simulate-{role}", key)
-        outcomes.append(StageOutcome(f"simulate-{role}", None, True, time.perf_counter() - began))
+        wall, cpu = time.perf_counter() - began, _campaign_cpu(store, began_cpu)
+        outcomes.append(StageOutcome(f"simulate-{role}", None, True, wall, cpu))
     return outcomes
 
 
@@ -186,7 +194,7 @@ def _level_digests(
     config: StudyConfig, level: AnyLevel | None, method: str = "npe"
 ) -> dict[str, str]:
     simulations = simulation_digest(config)
-    scoring_parts = (config.scores, SCORING_VERSION, *observation_parts(config))
+    scoring_parts = (config.scores.result_settings(), SCORING_VERSION, *observation_parts(config))
     if config.misspecification is not None:
         scoring_parts += (config.misspecification,)
     if level is None:
@@ -245,30 +253,24 @@ def _run_levels(
             continue
         layout.level(name).method_root.mkdir(parents=True, exist_ok=True)
         future = client.submit(
-            _timed_call,
+            measured,
+            stage,
             task,
             *arguments(unit),
             key=f"{stage}-{name.replace('/', '-')}-{key}",
             pure=False,
         )
         futures[future] = (name, manifest, key)
-    unit = "units (level x method)" if stage in ("infer", "score") else "levels"
+    unit = "units (level x method)" if stage == "infer" else "levels"
     with progress_bar(stage, unit, progress and bool(futures)) as bar:
         task_id = bar.add_task(stage, total=len(futures))
         for future in as_completed(futures):
             name, manifest, key = futures[future]
-            seconds = future.result()
+            cost: Measured[object] = future.result()
             manifest.mark_done(stage, key)
-            outcomes.append(StageOutcome(stage, name, True, float(seconds)))
+            outcomes.append(StageOutcome(stage, name, True, cost.wall_s, cost.cpu_s))
             bar.update(task_id, advance=1)
     return outcomes
-
-
-def _timed_call(task: Callable[..., None], *args: object) -> float:
-    """Run ``task(*args)`` (on a worker) and return the seconds it took."""
-    began = time.perf_counter()
-    task(*args)
-    return time.perf_counter() - began
 
 
 def _train_emulator_task(
@@ -333,7 +335,7 @@ def emulate(
 
     outcomes = []
     for level in levels:
-        paths, began = layout.level(level.name), time.perf_counter()
+        paths, began, began_cpu = layout.level(level.name), time.perf_counter(), time.process_time()
         manifest, key = Manifest(paths.manifest), _level_digests(config, level)["emulate"]
         if manifest.is_done("emulate", key, [paths.emulated]):
             outcomes.append(StageOutcome("emulate", level.name, False, 0.0))
@@ -351,49 +353,54 @@ def emulate(
             settings=config.campaign,
         )
         manifest.mark_done("emulate", key)
-        outcomes.append(StageOutcome("emulate", level.name, True, time.perf_counter() - began))
-    # Part of the emulate stage (its own manifest entry, so it is measured once); its outcomes
-    # are not listed separately so a stage still reports one line per level.
-    _run_levels(
-        "emulator-error",
-        config,
-        layout,
-        client,
-        [Unit(level, "npe") for level in levels],
-        outputs=lambda name: [layout.level(name).emulator_error],
-        task=_emulator_error_task,
-        arguments=lambda unit: (config.simulator, config.campaign, layout, unit.level, config.seed),
-        progress=False,
-    )
+        wall = time.perf_counter() - began
+        outcomes.append(
+            StageOutcome(
+                "emulate", level.name, True, wall, _campaign_cpu(paths.emulated, began_cpu)
+            )
+        )
+    # Part of the emulate stage (its own manifest entry, so it is measured once, and its own
+    # cost in timings.json): every level's blocks of held-out thetas as one pool of Dask tasks.
+    return outcomes + _emulator_error(config, layout, client, levels, progress)
+
+
+def _emulator_error(
+    config: StudyConfig,
+    layout: StudyLayout,
+    client: Client,
+    levels: list[FidelityLevel],
+    progress: bool,
+) -> list[StageOutcome]:
+    """Measure each level's stand-in against held-out true-simulator pairs
+    (:mod:`pipelines.error_graph`), skipping levels whose measurement is done."""
+    outcomes, jobs, marks = [], [], {}
+    for level in levels:
+        manifest = Manifest(layout.level(level.name).manifest)
+        key = _level_digests(config, level)["emulator-error"]
+        if manifest.is_done("emulator-error", key, [layout.level(level.name).emulator_error]):
+            outcomes.append(StageOutcome("emulator-error", level.name, False, 0.0))
+            continue
+        seed = stage_seed(config.seed, "emulator-error", level.name)
+        n_theta, n_draws = _ERROR_SETTINGS["n_theta"], _ERROR_SETTINGS["n_draws"]
+        jobs.append((level.name, float(level.simplification), seed, n_theta, n_draws))
+        marks[level.name] = (manifest, key)
+
+    def done(name: str, wall: float, cpu: float) -> None:
+        manifest, key = marks[name]
+        manifest.mark_done("emulator-error", key)
+        outcomes.append(StageOutcome("emulator-error", name, True, wall, cpu))
+
+    run_emulator_error(client, config.simulator, config.campaign, layout, jobs, done, progress)
     return outcomes
 
 
-def _emulator_error_task(
-    simulator: SimulatorConfig,
-    campaign: CampaignSettings,
-    layout: StudyLayout,
-    level: AnyLevel,
-    seed: int,
-) -> None:
-    """Measure one level's stand-in; both it and the simulator run guarded (killable, retried)."""
-    paths = layout.level(level.name)
-    guard = {"timeout_s": campaign.timeout_s, "retries": campaign.retries}
-    what = f"emulator error of level {level.name!r}"
-    from emulators.levels import load_stand_in  # imports Lightning: see _train_emulator_task
+def _campaign_cpu(store: Path, began_cpu: float) -> float:
+    """Core seconds of a campaign that just ran into ``store``: its rows' simulator seconds
+    (the ledger's ``elapsed``, each row's share of its batch) plus this process's own work."""
+    from simulators.store import open_store
 
-    error = measure_emulator_error(
-        GuardedSimulator(load_stand_in(paths.emulator), what=f"{what} (stand-in)", **guard),
-        layout.simulations("test"),
-        truth=GuardedSimulator(
-            make_simulator(simulator.name, **simulator.settings), what=what, **guard
-        ),
-        seed=stage_seed(seed, "emulator-error", level.name),
-        n_theta=_ERROR_SETTINGS["n_theta"],
-        n_draws=_ERROR_SETTINGS["n_draws"],
-        level=level.name,
-        simplification=level.simplification,
-    )
-    save_emulator_error(error, paths.emulator_error)
+    elapsed = open_store(store)["elapsed"].values
+    return float(np.nansum(elapsed)) + time.process_time() - began_cpu
 
 
 def infer(
@@ -465,7 +472,7 @@ def _train_reference(
     kind = config.reference_kind
     if kind == "exact":
         return []
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.thread_time()  # this thread: the driver's part
     manifest = Manifest(layout.reference / "manifest.json")
     outputs = [layout.reference_draws]
     if kind == "simulation":
@@ -475,7 +482,7 @@ def _train_reference(
         simulation_digest(config),
         kind,
         reference,
-        config.scores,
+        config.scores.result_settings(),
         SCORING_VERSION,  # its self-agreement and truth check are C2STs; members are kept
         *observation_parts(config),
     )
@@ -486,9 +493,10 @@ def _train_reference(
     with _reference_lock(layout):  # level jobs of a SLURM array: one trains, the others wait
         if manifest.is_done("reference", key, outputs):
             return [StageOutcome("reference", None, False, 0.0)]
-        _make_reference(config, layout, client, kind)
+        worker_cpu = _make_reference(config, layout, client, kind)
         manifest.mark_done("reference", key)
-    return [StageOutcome("reference", None, True, time.perf_counter() - began)]
+    cpu = worker_cpu + time.thread_time() - began_cpu
+    return [StageOutcome("reference", None, True, time.perf_counter() - began, cpu)]
 
 
 @contextmanager
@@ -511,30 +519,38 @@ def _reference_lock(layout: StudyLayout, poll_s: float = 10.0) -> Iterator[None]
         lock.release()
 
 
-def _make_reference(config: StudyConfig, layout: StudyLayout, client: Client, kind: str) -> None:
+def _make_reference(config: StudyConfig, layout: StudyLayout, client: Client, kind: str) -> float:
+    """Make the reference of ``kind``; returns the core seconds its worker tasks spent."""
     layout.reference.mkdir(parents=True, exist_ok=True)
+    worker_cpu = 0.0
     if kind == "likelihood":
         seed = stage_seed(config.seed, "reference")
-        client.submit(scoring.save_likelihood_reference, config, layout, seed, pure=False).result()
+        made = scoring.save_likelihood_reference
+        worker_cpu = client.submit(measured, "reference", made, config, layout, seed, pure=False)
+        worker_cpu = worker_cpu.result().cpu_s
     elif kind == "samples":
         scoring.save_sample_reference(config, layout)
     else:
-        _simulation_reference(config, layout, client)
+        worker_cpu = _simulation_reference(config, layout, client)
     scoring.save_reference_truth_check(config, layout, stage_seed(config.seed, "reference-truth"))
+    return worker_cpu
 
 
-def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Client) -> None:
+def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Client) -> float:
     """Train the members on the reference's own campaign as parallel tasks, retrain or drop
-    those the training check flags, and measure the kept members' agreement."""
+    those the training check flags, and measure the kept members' agreement; returns the core
+    seconds of the members' training tasks."""
     settings = config.reference
     prior = study_simulator(config).prior
     seed = stage_seed(config.seed, "reference-npe")
-    began = time.perf_counter()
+    began, costs = time.perf_counter(), []
 
     def run_many(runs: list[Run]) -> list[tuple[Path, MemberCheck]]:
         outs = [layout.reference_member(member, attempt) for member, attempt in runs]
         futures = [
             client.submit(
+                measured,
+                "reference-member",
                 scoring.train_reference_member,
                 settings.network,
                 prior,
@@ -547,7 +563,9 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
             )
             for out, (member, attempt) in zip(outs, runs, strict=True)
         ]
-        return list(zip(outs, client.gather(futures), strict=True))
+        trained = client.gather(futures)
+        costs.extend(result.cpu_s for result in trained)
+        return list(zip(outs, [result.value for result in trained], strict=True))
 
     logger.info(
         "reference: training %d NPE members (%s) on the %s runs of its own campaign",
@@ -570,6 +588,7 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
         seconds,
     )
     scoring.save_reference_agreement(config, layout, stage_seed(config.seed, "reference-agreement"))
+    return float(sum(costs))
 
 
 def unit_likelihood(config: StudyConfig, layout: StudyLayout, unit: Unit) -> LikelihoodSource:
@@ -580,9 +599,9 @@ def unit_likelihood(config: StudyConfig, layout: StudyLayout, unit: Unit) -> Lik
     return likelihood_source(config, layout, unit, stand_in)
 
 
-def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> scoring.LevelScoring:
+def _scoring_job(config: StudyConfig, layout: StudyLayout, unit: Unit) -> LevelScoring:
     name = level_name(unit.level)
-    job = scoring.LevelScoring(
+    job = LevelScoring(
         name=unit.name,
         level=name,
         simplification=float("nan") if unit.level is None else float(unit.level.simplification),
@@ -630,21 +649,6 @@ def _degree_job(
     )
 
 
-def _score_unit(
-    job: scoring.LevelScoring,
-    degree_job: degrees.DegreeScoring | None,
-    layout: StudyLayout,
-    simulator: Simulator,
-    guarded: Simulator,
-) -> None:
-    """Score one unit (on a worker): against the reference, then at every degree (one
-    likelihood context for both: an emulator likelihood loads its emulator)."""
-    context = job.likelihood.context()
-    scoring.score_level(job, layout, simulator, guarded, context)
-    if degree_job is not None:
-        degrees.score_degrees(degree_job, context)
-
-
 def score(
     config: StudyConfig,
     layout: StudyLayout,
@@ -658,31 +662,35 @@ def score(
     against the levels' measured emulator error.
     """
     simulator = study_simulator(config)
-    outcomes = _run_levels(
-        "score",
-        config,
-        layout,
-        client,
-        units(config, list(levels)),
-        outputs=lambda name: (
-            [layout.level(name).scores]
-            + ([layout.level(name).degree_scores] if config.misspecification else [])
-        ),
-        task=_score_unit,
-        arguments=lambda unit: (
-            _scoring_job(config, layout, unit),
-            _degree_job(config, layout, unit),
-            layout,
+    outcomes, jobs, marks = [], [], {}
+    for unit in units(config, list(levels)):
+        manifest = Manifest(layout.level(unit.name).manifest)
+        key = _level_digests(config, unit.level, unit.method)["score"]
+        outputs = [layout.level(unit.name).scores]
+        if config.misspecification:
+            outputs.append(layout.level(unit.name).degree_scores)
+        if manifest.is_done("score", key, outputs):
+            outcomes.append(StageOutcome("score", unit.name, False, 0.0))
+            continue
+        layout.level(unit.name).method_root.mkdir(parents=True, exist_ok=True)
+        jobs.append((_scoring_job(config, layout, unit), _degree_job(config, layout, unit)))
+        marks[unit.name] = (manifest, key)
+
+    def guarded(name: str) -> GuardedSimulator:
+        return GuardedSimulator(
             simulator,
-            GuardedSimulator(
-                simulator,
-                timeout_s=config.campaign.timeout_s,
-                retries=config.campaign.retries,
-                what=f"posterior predictive check of {unit.name!r}",
-            ),
-        ),
-        progress=progress,
-    )
+            timeout_s=config.campaign.timeout_s,
+            retries=config.campaign.retries,
+            what=f"posterior predictive check of {name!r}",
+            reuse_child=True,  # one child per worker for the unit's blocks, closed at the end
+        )
+
+    def done(unit: UnitScore) -> None:
+        manifest, key = marks[unit.name]
+        manifest.mark_done("score", key)
+        outcomes.append(StageOutcome("score", unit.name, True, unit.wall_s, unit.cpu_s))
+
+    run_scoring(client, jobs, layout, simulator, guarded, done, progress)
     names = [CEILING] + [level.name for level in config.ladder]
     for method in config.inference.methods:
         if any(outcome.ran for outcome in outcomes) or not layout.trend_of(method).exists():

@@ -242,10 +242,12 @@ def _stage_names(config: StudyConfig, stage: str, levels: list[FidelityLevel | N
 
 
 def record_timings(layout: StudyLayout, outcomes: list[StageOutcome]) -> None:
-    """Add the wall seconds of stages that ran to ``timings.json`` beside their outputs.
+    """Add the seconds of stages that ran to ``timings.json`` beside their outputs.
 
-    The report's cost-quality frontier reads them: each level's cost is the simulator time it
-    consumed plus these stage times.
+    ``<stage>``: wall seconds, waiting for other levels' tasks included (as studies before
+    core seconds were measured wrote them); ``<stage>_cpu``: the core seconds of the stage's own
+    tasks (:mod:`cluster.task_clock`). The report's costs read ``<stage>_cpu`` and fall back to
+    ``<stage>`` for a study that has only wall seconds.
     """
     for outcome in outcomes:
         if outcome.stage == "report":
@@ -255,6 +257,10 @@ def record_timings(layout: StudyLayout, outcomes: list[StageOutcome]) -> None:
         path = folder / "timings.json"
         timings = json.loads(path.read_text()) if path.exists() else {}
         timings[outcome.stage] = round(outcome.seconds, 3)
+        if outcome.cpu_seconds is not None:
+            timings[f"{outcome.stage}_cpu"] = round(outcome.cpu_seconds, 3)
+        else:  # a wall time now: an older core time of this stage no longer describes it
+            timings.pop(f"{outcome.stage}_cpu", None)
         folder.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(timings, indent=2, sort_keys=True))

@@ -19,6 +19,9 @@ from emulators import (
     train_emulator,
 )
 from inference.emulator_error import (
+    draw_block,
+    error_dataset,
+    held_out,
     load_emulator_error,
     measure_emulator_error,
     save_emulator_error,
@@ -102,6 +105,23 @@ def test_emulator_error_uses_the_posterior_scores_estimators(test_store: Path) -
     b = np.hstack([repeated, reduced.simulate(repeated, sample_seeds(3, rows, Stream.PRIOR))])
     assert float(error["c2st"]) == pytest.approx(c2st(a, b, 3), abs=1e-12)
     assert float(error["mmd"]) == pytest.approx(mmd(a, b), abs=1e-12)
+
+
+def test_blocks_of_thetas_give_the_measurement_of_one_call(test_store: Path) -> None:
+    """The emulate stage draws in blocks of thetas on many workers: the same values."""
+    reduced = make_simulator("gaussian_linear", dim=3, noise_var=0.3)
+    truth = make_simulator("gaussian_linear", dim=3, noise_var=0.1)
+    whole = measure_emulator_error(reduced, test_store, truth=truth, seed=3, n_theta=60, n_draws=4)
+    theta, x, outputs = held_out(test_store, 60)
+    blocks = [
+        draw_block(reduced, truth, theta, 4, 3, a, b) for a, b in ((40, 60), (0, 25), (25, 40))
+    ]
+    joined = error_dataset(reduced, truth.name, theta, x, blocks, outputs, 4, 3)
+    timed = {"stand_in_samples_per_second", "simulator_samples_per_second", "speedup"}
+    for name in set(whole.data_vars) - timed:
+        np.testing.assert_array_equal(joined[name].values, whole[name].values, err_msg=name)
+    other = error_dataset(reduced, truth.name, theta, x, blocks[:1] * 3, outputs, 4, 3)
+    assert float(other["c2st"]) != float(whole["c2st"])  # the comparison can fail
 
 
 LADDER = [
