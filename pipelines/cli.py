@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -130,9 +132,11 @@ def run(
     if target:
         from pipelines.adaptive import print_adaptive, run_adaptive
 
-        print_adaptive(Console(), run_adaptive(study, progress=not quiet), study)
+        with _interruptible(study):
+            print_adaptive(Console(), run_adaptive(study, progress=not quiet), study)
         return
-    result = run_study(study, progress=not quiet)
+    with _interruptible(study):
+        result = run_study(study, progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
 
@@ -156,6 +160,21 @@ ReplaceStaleOption = typer.Option(
 )
 
 
+@contextmanager
+def _interruptible(study: StudyConfig) -> Iterator[None]:
+    """Ctrl-C: one line on what is kept, exit status 130 (the cluster is already stopped)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]interrupted[/yellow]: finished outputs in {study.study_dir} are kept; "
+            "run the same command again to go on from them (`emustudy status` shows them)",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+
+
 def _run_stages(
     stages: list[str],
     config: Path,
@@ -174,15 +193,16 @@ def _run_stages(
     study = _load(config, output_dir, force)
     chosen = resolve_levels(study, levels)
     cluster = {"n_workers": workers, "dashboard_address": "127.0.0.1:0"} if workers else {}
-    result = run_stages(
-        study,
-        stages,
-        chosen,
-        progress=not quiet,
-        replace_stale=replace_stale,
-        profile=profile,
-        cluster_overrides=cluster,
-    )
+    with _interruptible(study):
+        result = run_stages(
+            study,
+            stages,
+            chosen,
+            progress=not quiet,
+            replace_stale=replace_stale,
+            profile=profile,
+            cluster_overrides=cluster,
+        )
     ran = ", ".join(f"{o.stage}{f' ({o.level})' if o.level else ''}" for o in result.recomputed)
     console.print(
         f"[green]done[/green]: {len(result.recomputed)} ran ({ran or 'nothing new'}), "
