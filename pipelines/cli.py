@@ -102,6 +102,7 @@ def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
         console.print(f"  {method} is left out for {level}: {reason}")
     console.print(_truth_line(study), soft_wrap=True, highlight=False)
     console.print(f"{estimate_budgets(study, measure=True)}", soft_wrap=True, highlight=False)
+    console.print(_cost_table(study))
     from cluster.preflight import profile_problems
     from cluster.profiles import load_profile
 
@@ -435,6 +436,31 @@ def _duration(hours: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{hours:.1f} h"
+
+
+def _cost_table(study: StudyConfig) -> Table:
+    """Estimated core time per stage (:mod:`pipelines.cost_estimate`), said to be estimates."""
+    from pipelines.cost_estimate import estimate_stage_costs, simulator_seconds
+
+    per_run, how = simulator_seconds(study)
+    costs = estimate_stage_costs(study, per_run)
+    table = Table(
+        title="estimated core time per stage (estimates, a factor of 2 either way: the "
+        f"simulator at {per_run:.3g} s per run, {how}; the rest from per-unit models, "
+        "pipelines/cost_estimate.py)"
+    )
+    for header in ("stage", "core s", "about", "from"):
+        table.add_column(header, justify="right" if header == "core s" else "left")
+    for cost in costs:
+        table.add_row(cost.stage, _seconds(cost.core_s), _duration(cost.core_s / 3600), cost.basis)
+    total = sum(cost.core_s for cost in costs)
+    table.add_row("total", _seconds(total), _duration(total / 3600), "")
+    return table
+
+
+def _seconds(value: float) -> str:
+    """Seconds with three significant digits at least, without an exponent."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}" if value < 1 else f"{value:.1f}"
 
 
 def _scores_table(csv: Path) -> Table:
