@@ -126,8 +126,15 @@ def _simulator_seconds_per_run(layout: StudyLayout) -> float:
         ds = open_store(layout.simulations("train"))
     except Exception:  # noqa: BLE001 - a report without costs is still a report
         return float("nan")
-    elapsed = ds["elapsed"].values
-    return float(np.nanmean(elapsed)) if elapsed.size else float("nan")
+    return _finite_mean(ds["elapsed"].values)
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """Mean of the finite entries of ``values`` (any shape); NaN, without numpy's "Mean of empty
+    slice" warning, when there are none (a level without a density has an all-NaN NLL)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _timings(folder: Path) -> dict[str, float]:
@@ -173,7 +180,7 @@ def _error_columns(ds: xr.Dataset | None) -> dict[str, float]:
     for name in ("nll", "c2st", "mmd", "speedup", "mean_rmse", "std_rmse"):
         values = ds[name].values if name in ds else np.array([])
         if np.isfinite(values).any():
-            row[f"emulator_{name}"] = float(np.nanmean(values))
+            row[f"emulator_{name}"] = _finite_mean(values)
     return row
 
 
@@ -197,7 +204,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
             **unit_costs(config, layout, unit.name),
         }
         if "emulator_nll" in ds and "emulator_nll" not in row:
-            row["emulator_nll"] = float(np.nanmean(ds["emulator_nll"].values))
+            row["emulator_nll"] = _finite_mean(ds["emulator_nll"].values)
         rows.append(row)
     agreement = _open(layout.reference_agreement)
     floor = float(agreement["c2st"].mean()) if agreement is not None else float("nan")
