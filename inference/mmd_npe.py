@@ -50,6 +50,7 @@ from inference.posterior import check_pairs, check_rows
 from inference.robust import WithOptions, observation_digest
 from inference.seeds import child_seed, seeded
 from inference.settings import MethodSettings, NPESettings
+from inference.unconstrained import as_configured
 from simulators.errors import ConfigError
 from simulators.prior import Prior
 
@@ -137,7 +138,7 @@ class MMDNPEMethod(NPEMethod):
         features = options.embedding_features or settings.embedding_features or max(4, x_t.shape[1])
         network_settings = settings.network.model_copy(update={"embedding_features": features})
         with seeded(child_seed(seed, 4)):
-            network = _builder(network_settings)(theta_t, x_t)
+            network = _builder(network_settings, prior)(theta_t, x_t)
         loss = _penalised_loss(network, theta_t, x_t, observed, options)
         training = fit_network(network, loss, len(x_t), network_settings, seed=seed)
         with seeded(seed):
@@ -158,7 +159,7 @@ class MMDNPEMethod(NPEMethod):
         from sbi.inference import DirectPosterior
 
         settings = read_settings(payload, path, NPESettings)
-        network = rebuild_network(_builder(settings), payload, path)
+        network = rebuild_network(_builder(settings, prior), payload, path)
         with seeded(0):
             posterior = DirectPosterior(network, prior.to_torch())
         return NPEPosterior(
@@ -187,12 +188,14 @@ class MMDNPEMethod(NPEMethod):
         )
 
 
-def _builder(settings: NPESettings) -> Any:
+def _builder(settings: NPESettings, prior: Prior) -> Any:
     """sbi's posterior network with a fully connected embedding ``x -> h(x)``.
 
     The embedding has two hidden ReLU layers of 50 units and a *linear* output of
     ``settings.embedding_features`` (sbi's ``FCEmbedding`` ends in a ReLU, and under the MMD
     penalty its output units die one by one until the summaries no longer tell the data apart).
+    With ``settings.unconstrained`` on a bounded ``prior`` it models ``T^-1(theta)``
+    (:mod:`inference.unconstrained`).
     """
     from sbi.neural_nets import posterior_nn
 
@@ -212,7 +215,7 @@ def _builder(settings: NPESettings) -> Any:
             embedding_net=embedding,
         )(theta, x)
 
-    return builder
+    return as_configured(builder, settings.unconstrained, prior)
 
 
 def _penalised_loss(

@@ -91,7 +91,7 @@ class NNPEMethod(NPEMethod):
         theta_t, x_t = check_pairs(theta, x, prior)
         noise = self.options(settings)
         assert isinstance(noise, SpikeSlab)
-        base = network_builder(settings.network, "posterior")
+        base = network_builder(settings.network, "posterior", prior)
 
         def clean_standardisation(_theta: Any, _x: Any) -> Any:
             return base(theta_t, x_t)

@@ -74,7 +74,7 @@ def train_npe(
         The registered method name recorded in the posterior (``"npe"``, or a variant such as
         ``"nnpe"`` that trains NPE on transformed pairs), so its file loads with that method.
     builder : callable, optional
-        The network builder; default ``network_builder(settings, "posterior")``. A variant
+        The network builder; default ``network_builder(settings, "posterior", prior)``. A variant
         passes its own to fix the input standardisation (NNPE takes it from the clean ``x``).
 
     Returns
@@ -94,7 +94,7 @@ def train_npe(
     trained = train_network(
         NPE,
         "density_estimator",
-        builder or network_builder(network_settings, "posterior"),
+        builder or network_builder(network_settings, "posterior", prior),
         theta,
         x,
         prior,
@@ -128,6 +128,8 @@ class NPEPosterior:
     ----------
     posterior : sbi DirectPosterior
         The estimator wrapped with its prior (samples outside the prior's support are rejected).
+        An :class:`~inference.unconstrained.UnconstrainedEstimator` (``unconstrained: true``)
+        has all its mass inside the support: nothing is rejected, nothing renormalised.
     settings : NPESettings
     prior : Prior
     x_dim : int
@@ -160,7 +162,11 @@ class NPEPosterior:
         self.x_dim = int(x_dim)
         self.training = training
         self.fingerprint = fingerprint
-        self._bounded = any(p.distribution == "uniform" for p in prior.parameters)
+        from inference.unconstrained import UnconstrainedEstimator  # imports sbi
+
+        self.unconstrained = isinstance(posterior.posterior_estimator, UnconstrainedEstimator)
+        bounded = any(p.distribution == "uniform" for p in prior.parameters)
+        self._bounded = bounded and not self.unconstrained  # whether its mass can leak
 
     @property
     def theta_dim(self) -> int:
@@ -307,10 +313,14 @@ class NPEPosterior:
 
         One minus this is the estimator's leakage, estimated from ``n_samples`` draws per row
         ``(batch, x_dim)`` with fixed seeds; returns ``(batch,)`` in ``[1 / n_samples, 1]``
-        (see :func:`inference.leakage.support_mass`).
+        (see :func:`inference.leakage.support_mass`). Exactly one for an unconstrained posterior
+        or an unbounded prior, without drawing.
         """
         n = check_count(n_samples, "n_samples")
-        return support_mass(self.posterior, self._x_rows(x), n, _SAMPLES_PER_CALL)
+        x_t = self._x_rows(x)
+        if not self._bounded:
+            return np.ones(x_t.shape[0])
+        return support_mass(self.posterior, x_t, n, _SAMPLES_PER_CALL)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the posterior to ``path`` atomically, as plain values and tensors only."""
@@ -372,7 +382,7 @@ class NPEMethod(InferenceMethod):
         from sbi.inference import DirectPosterior
 
         settings, training = read_settings(payload, path, NPESettings), read_training(payload, path)
-        estimator = rebuild_network(network_builder(settings, "posterior"), payload, path)
+        estimator = rebuild_network(network_builder(settings, "posterior", prior), payload, path)
         with seeded(0):
             posterior = DirectPosterior(estimator, prior.to_torch())
         return NPEPosterior(

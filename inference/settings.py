@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_serializer
+
+from simulators.prior import Prior
 
 __all__ = ["MCMCSettings", "MethodSettings", "NPESettings", "estimator_builder", "network_builder"]
 
@@ -36,6 +38,13 @@ class NPESettings(BaseModel):
     embedding_features : int, optional
         When set, ``x`` first passes through a trained fully connected embedding network (two
         hidden layers of 50 units) to this many features: for high-dimensional outputs (NPE).
+    unconstrained : bool
+        Train the posterior density (NPE and its variants) on ``z = T^-1(theta)``, where ``T``
+        maps R^d onto a bounded prior's support (:mod:`inference.unconstrained`), so no mass
+        leaks out of the prior and sampling never rejects. Off by default: it changes what a
+        study trains, so posteriors and scores of existing studies stay valid; a setting left
+        off is not written out, so their config digests do not change either. Ignored for an
+        unbounded (all-normal) prior and by NLE and NRE.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -50,6 +59,16 @@ class NPESettings(BaseModel):
     stop_after_epochs: PositiveInt = 20
     max_num_epochs: PositiveInt = 500
     embedding_features: PositiveInt | None = None
+    unconstrained: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_default_unconstrained(self, handler: Any) -> dict[str, Any]:
+        """Leave ``unconstrained: false`` out, so digests of settings written before it existed
+        (config hashes, training fingerprints) are unchanged."""
+        dumped = handler(self)
+        if not self.unconstrained:
+            dumped.pop("unconstrained", None)
+        return dumped
 
     @property
     def network(self) -> NPESettings:
@@ -100,7 +119,9 @@ class MethodSettings(NPESettings):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-def network_builder(settings: NPESettings, role: NetworkRole = "posterior") -> Any:
+def network_builder(
+    settings: NPESettings, role: NetworkRole = "posterior", prior: Prior | None = None
+) -> Any:
     """sbi's builder for the network ``settings`` describe, in one of three roles.
 
     Parameters
@@ -109,6 +130,9 @@ def network_builder(settings: NPESettings, role: NetworkRole = "posterior") -> A
     role : {"posterior", "likelihood", "classifier"}
         ``q(theta | x)`` (NPE), ``q(x | theta)`` (NLE) or a classifier of ``(theta, x)`` pairs
         (NRE).
+    prior : Prior, optional
+        Needed for a posterior with ``settings.unconstrained`` on a bounded prior: the network
+        is then an :class:`~inference.unconstrained.UnconstrainedEstimator` over its support.
 
     Returns
     -------
@@ -144,6 +168,10 @@ def network_builder(settings: NPESettings, role: NetworkRole = "posterior") -> A
             embedding_net=embedding,
         )(theta, x)
 
+    if role == "posterior":
+        from inference.unconstrained import as_configured
+
+        return as_configured(builder, settings.unconstrained, prior)
     return builder
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "check_budgets",
     "estimate_budgets",
     "human_bytes",
+    "measured_seconds_per_run",
 ]
 
 LEDGER_BYTES = 28  # seed 8, status 1, attempts 1, elapsed 8, job_id 8, compressed strings ~2
@@ -74,8 +75,9 @@ class BudgetEstimate:
         return text
 
 
-def _measured_core_s(config, runs: int) -> float | None:
-    """Core seconds of ``runs`` true-simulator runs at the training store's mean per row."""
+def measured_seconds_per_run(config) -> float | None:
+    """Mean ``elapsed`` of the finished rows of the study's training store (core seconds per
+    true-simulator run), or None without such a store or rows."""
     from pipelines.layout import StudyLayout
     from simulators.store import Status, open_store
 
@@ -88,7 +90,13 @@ def _measured_core_s(config, runs: int) -> float | None:
         elapsed = ds["elapsed"].values[ok] if ok.any() else None
     except Exception:  # a damaged store is reported elsewhere; no estimate then
         return None
-    return None if elapsed is None else float(elapsed.mean()) * runs
+    return None if elapsed is None else float(elapsed.mean())
+
+
+def _measured_core_s(config, runs: int) -> float | None:
+    """Core seconds of ``runs`` true-simulator runs at the training store's mean per row."""
+    per_run = measured_seconds_per_run(config)
+    return None if per_run is None else per_run * runs
 
 
 def _machine_memory() -> float:

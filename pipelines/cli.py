@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -100,6 +102,7 @@ def validate(config: Path = ConfigArgument, force: bool = ForceOption) -> None:
         console.print(f"  {method} is left out for {level}: {reason}")
     console.print(_truth_line(study), soft_wrap=True, highlight=False)
     console.print(f"{estimate_budgets(study, measure=True)}", soft_wrap=True, highlight=False)
+    console.print(_cost_table(study))
     from cluster.preflight import profile_problems
     from cluster.profiles import load_profile
 
@@ -130,9 +133,11 @@ def run(
     if target:
         from pipelines.adaptive import print_adaptive, run_adaptive
 
-        print_adaptive(Console(), run_adaptive(study, progress=not quiet), study)
+        with _interruptible(study):
+            print_adaptive(Console(), run_adaptive(study, progress=not quiet), study)
         return
-    result = run_study(study, progress=not quiet)
+    with _interruptible(study):
+        result = run_study(study, progress=not quiet)
     console.print(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
 
@@ -156,6 +161,21 @@ ReplaceStaleOption = typer.Option(
 )
 
 
+@contextmanager
+def _interruptible(study: StudyConfig) -> Iterator[None]:
+    """Ctrl-C: one line on what is kept, exit status 130 (the cluster is already stopped)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print(
+            f"[yellow]interrupted[/yellow]: finished outputs in {study.study_dir} are kept; "
+            "run the same command again to go on from them (`emustudy status` shows them)",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+
+
 def _run_stages(
     stages: list[str],
     config: Path,
@@ -174,15 +194,16 @@ def _run_stages(
     study = _load(config, output_dir, force)
     chosen = resolve_levels(study, levels)
     cluster = {"n_workers": workers, "dashboard_address": "127.0.0.1:0"} if workers else {}
-    result = run_stages(
-        study,
-        stages,
-        chosen,
-        progress=not quiet,
-        replace_stale=replace_stale,
-        profile=profile,
-        cluster_overrides=cluster,
-    )
+    with _interruptible(study):
+        result = run_stages(
+            study,
+            stages,
+            chosen,
+            progress=not quiet,
+            replace_stale=replace_stale,
+            profile=profile,
+            cluster_overrides=cluster,
+        )
     ran = ", ".join(f"{o.stage}{f' ({o.level})' if o.level else ''}" for o in result.recomputed)
     console.print(
         f"[green]done[/green]: {len(result.recomputed)} ran ({ran or 'nothing new'}), "
@@ -521,6 +542,31 @@ def _duration(hours: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{hours:.1f} h"
+
+
+def _cost_table(study: StudyConfig) -> Table:
+    """Estimated core time per stage (:mod:`pipelines.cost_estimate`), said to be estimates."""
+    from pipelines.cost_estimate import estimate_stage_costs, simulator_seconds
+
+    per_run, how = simulator_seconds(study)
+    costs = estimate_stage_costs(study, per_run)
+    table = Table(
+        title="estimated core time per stage (estimates, a factor of 2 either way: the "
+        f"simulator at {per_run:.3g} s per run, {how}; the rest from per-unit models, "
+        "pipelines/cost_estimate.py)"
+    )
+    for header in ("stage", "core s", "about", "from"):
+        table.add_column(header, justify="right" if header == "core s" else "left")
+    for cost in costs:
+        table.add_row(cost.stage, _seconds(cost.core_s), _duration(cost.core_s / 3600), cost.basis)
+    total = sum(cost.core_s for cost in costs)
+    table.add_row("total", _seconds(total), _duration(total / 3600), "")
+    return table
+
+
+def _seconds(value: float) -> str:
+    """Seconds with three significant digits at least, without an exponent."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}" if value < 1 else f"{value:.1f}"
 
 
 def _scores_table(csv: Path) -> Table:

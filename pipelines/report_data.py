@@ -157,6 +157,14 @@ def simulator_seconds_per_run(layout: StudyLayout) -> float:
     return seconds_per_run([layout.simulations(role) for role in TRUE_STORES])
 
 
+def _finite_mean(values: np.ndarray) -> float:
+    """Mean of the finite entries of ``values`` (any shape); NaN, without numpy's "Mean of empty
+    slice" warning, when there are none (a level without a density has an all-NaN NLL)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
 def _timings(folder: Path) -> dict[str, float]:
     path = folder / "timings.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -227,7 +235,7 @@ def _error_columns(ds: xr.Dataset | None) -> dict[str, float]:
     for name in ("nll", "c2st", "mmd", "mean_rmse", "std_rmse"):  # speed-up: the ledgers
         values = ds[name].values if name in ds else np.array([])
         if np.isfinite(values).any():
-            row[f"emulator_{name}"] = float(np.nanmean(values))
+            row[f"emulator_{name}"] = _finite_mean(values)
     return row
 
 
@@ -253,7 +261,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         if level is not None:  # from the ledgers, not the measurement's own timing
             row["emulator_speedup"] = emulator_speedup(layout, name)
         if "emulator_nll" in ds and "emulator_nll" not in row:
-            row["emulator_nll"] = float(np.nanmean(ds["emulator_nll"].values))
+            row["emulator_nll"] = _finite_mean(ds["emulator_nll"].values)
         rows.append(row)
     agreement = _open(layout.reference_agreement)
     floor = float(agreement["c2st"].mean()) if agreement is not None else float("nan")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -134,3 +136,34 @@ def test_no_trend_is_stated_from_three_levels():
     assert float(trend["slope"].sel(score="c2st", error="c2st")) == pytest.approx(0.5)
     sentence = trend_sentence(trend)
     assert "No trend" in sentence and "3 levels have both, 4 are needed" in sentence
+
+
+def test_a_level_without_a_density_is_reported_without_numpy_warnings(quickstart_study, tmp_path):
+    """A reduced simulator or a noisy perturbed emulator has no density: its NLL is NaN at every
+    test pair. Averaging it warned "Mean of empty slice" (issue 15); now it is NaN, quietly."""
+    from pipelines.report import write_report
+    from pipelines.report_data import collect_report_data
+
+    config, _ = quickstart_study
+    shutil.copytree(config.study_dir, tmp_path / config.name)
+    copy = config.model_copy(update={"output_dir": tmp_path})
+    layout = StudyLayout(copy.study_dir)
+    crude = layout.level("crude")
+    for path, name in ((crude.emulator_error, "nll"), (crude.scores, "emulator_nll")):
+        ds = xr.open_zarr(path).load()
+        ds[name] = ds[name] * np.nan
+        shutil.rmtree(path)
+        ds.to_zarr(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        data = collect_report_data(copy, layout)
+        write_report(
+            data,
+            tmp_path / "report",
+            "no density",
+            quality_score=copy.report.quality_score,
+            quality_target=copy.report.quality_target,
+        )
+    table = data.table.set_index("level")
+    assert np.isnan(table.loc["crude", "emulator_nll"])
+    assert np.isfinite(table.loc["full", "emulator_nll"])

@@ -1,0 +1,59 @@
+"""``emustudy validate`` prints the estimated core time of every stage, and the estimates scale
+with the config's budgets as their per-unit models say."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_process import ROOT, run_cli
+
+from pipelines.config import load_config
+from pipelines.cost_estimate import estimate_stage_costs, simulator_seconds
+
+STAGES = ("simulate", "train-emulator", "emulate", "emulator-error", "infer", "score")
+
+
+def _config_file(tmp_path: Path, **budgets: int) -> Path:
+    raw = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    raw["output_dir"] = str(tmp_path / "studies")
+    raw["budgets"].update(budgets)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_validate_prints_a_positive_estimate_per_stage(tmp_path: Path) -> None:
+    done = run_cli("validate", str(_config_file(tmp_path)), timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr  # rich writes to stderr
+    assert "estimated core time per stage" in text and "estimates" in text
+    for stage in (*STAGES, "total"):
+        row = re.search(rf"│ {re.escape(stage)}\s+│\s+([\d,.]+) │", text)
+        assert row, f"no row for {stage}:\n{text}"
+        assert float(row.group(1).replace(",", "")) > 0, stage
+
+
+def test_estimates_scale_with_the_budgets(tmp_path: Path) -> None:
+    small = load_config(_config_file(tmp_path / "a", train=1000, test=100, observations=2))
+    large = load_config(_config_file(tmp_path / "b", train=2000, test=200, observations=4))
+    wider = load_config(_config_file(tmp_path / "c", train=2000, test=100, observations=2))
+    per_run = 0.01
+    a, b, c = (
+        {cost.stage: cost.core_s for cost in estimate_stage_costs(config, per_run)}
+        for config in (small, large, wider)
+    )
+    assert set(a) == set(STAGES)
+    assert b["simulate"] == pytest.approx(2 * a["simulate"])
+    assert c["simulate"] - a["simulate"] == pytest.approx(1000 * per_run)  # 1,000 more runs
+    assert c["infer"] == pytest.approx(2 * a["infer"])  # every posterior trains on train runs
+    assert c["emulate"] == pytest.approx(2 * a["emulate"])
+    assert b["score"] > a["score"] and c["train-emulator"] > a["train-emulator"]
+
+
+def test_the_simulator_is_timed_when_no_store_measured_it(tmp_path: Path) -> None:
+    seconds, how = simulator_seconds(load_config(_config_file(tmp_path)))
+    assert 0 < seconds < 1 and how.startswith("timed here on a batch of")
