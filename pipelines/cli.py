@@ -581,18 +581,27 @@ def _scores_table(csv: Path) -> Table:
     }
     shown = {h: c for h, c in columns.items() if c[0] in frame and frame[c[0]].notna().any()}
     table = Table(
-        title="scores per level and method, mean over replicates (ceiling: true-simulator data)"
+        title="scores per level and method, mean over replicates ± standard error (training "
+        "seeds and observations or test pairs; ceiling: true-simulator data); resolved: the "
+        "quality score tells the level from every other beyond that uncertainty"
     )
     for header in ("level", "simpl.", *shown):
         table.add_column(header, justify="left" if header == "level" else "right")
+    resolved = "quality_resolved" in frame and frame["quality_resolved"].notna().any()
+    if resolved:
+        table.add_column("resolved", justify="left")
     for row in frame.to_dict("records"):
         cells = []
         for column, style in shown.values():
             value = row.get(column)
             if value is None or pd.isna(value):
                 cells.append("-")
-            else:
-                cells.append(style(value) if callable(style) else style.format(value))
+                continue
+            cell = style(value) if callable(style) else style.format(value)
+            se = row.get(column.removesuffix("_mean") + "_se")
+            cells.append(cell + (f" ± {se:.3f}" if se is not None and pd.notna(se) else ""))
+        if resolved:
+            cells.append(_resolved_cell(row.get("quality_resolved")))
         simplification = row["simplification"]
         table.add_row(
             str(row.get("unit", row["level"])),
@@ -600,6 +609,12 @@ def _scores_table(csv: Path) -> Table:
             *cells,
         )
     return table
+
+
+def _resolved_cell(value: object) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return "yes" if bool(value) else "no"
 
 
 def main() -> None:

@@ -45,9 +45,12 @@ _TABLE_COLUMNS = {
     "method": "method",
     "simplification": "simpl.",
     "c2st_mean": "C2ST",
+    "c2st_se": "C2ST SE",
     "c2st_vs_truth_mean": "C2ST vs exact",
     "mmd_mean": "MMD²",
+    "mmd_se": "MMD² SE",
     "nltp_mean": "NLTP",
+    "nltp_se": "NLTP SE",
     "sbc_min_pvalue_mean": "SBC min p",
     "tarp_atc_mean": "TARP ATC",
     "lc2st_rejection_share_mean": "L-C2ST reject",
@@ -58,7 +61,8 @@ _TABLE_COLUMNS = {
     "emulator_speedup": "speed-up",
     "total_core_hours": "core-h",
     "replicates": "reps",
-    "c2st_vs_previous": "C2ST step",
+    "quality_step": "quality step",
+    "quality_resolved": "resolved",
 }
 
 
@@ -167,6 +171,7 @@ def write_report(
     summary += _degree_section(page, data, out_dir)
     summary += _cost_section(page, table, quality_score, quality_target)
     summary += _study_cost_sentence(data.study_costs, table)
+    summary += _resolution_sentence(data, quality_score)
     summary.append(_reference_sentence(data))
     if data.losses:
         summary.append("Rows lost to the simulator: " + "; ".join(data.losses) + ".")
@@ -184,6 +189,19 @@ def write_report(
             f"{max(lost):.1%} of their true-simulator runs failed or timed out (left out)."
         )
     return _write_page(out_dir, title, table, page, summary, data.reference_warning)
+
+
+def _resolution_sentence(data: ReportData, quality_score: str) -> list[str]:
+    """How many ladder levels the quality score tells apart beyond the study's uncertainty."""
+    found = data.resolution
+    if found is None or not found.resolved:
+        return []
+    apart = [unit for unit, ok in found.resolved.items() if ok]
+    return [
+        f"{quality_score.upper()} resolves {len(apart)} of {len(found.resolved)} levels from "
+        f"every other level (a difference above {found.margin_note}; column 'resolved')"
+        + (f": {', '.join(apart)}." if apart else ".")
+    ]
 
 
 def _reference_sentence(data: ReportData) -> str:

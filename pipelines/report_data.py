@@ -21,7 +21,8 @@ from inference.score_table import summary_scores
 from inference.scores import load_scores
 from pipelines.config import StudyConfig
 from pipelines.finetune import finetune_curves
-from pipelines.layout import CEILING, StudyLayout, level_name
+from pipelines.layout import StudyLayout, level_name
+from pipelines.resolution import Resolution, resolve_levels
 from pipelines.units import units
 from simulators.store import Status, open_store
 
@@ -119,6 +120,8 @@ class ReportData:
     degree_knob: str = ""
     study_costs: dict[str, float] = field(default_factory=dict)
     """Core seconds of the study-wide stages (:func:`study_costs`: campaigns, reference)."""
+    resolution: Resolution | None = None
+    """Which levels ``report.quality_score`` tells apart beyond the study's own uncertainty."""
 
 
 def _open(path: Path) -> xr.Dataset | None:
@@ -270,8 +273,11 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
     if "c2st_mean" in frame and np.isfinite(floor):
         # a C2ST within the reference's own disagreement says nothing about the posterior
         frame["c2st_within_noise_floor"] = frame["c2st_mean"] <= floor
-    if "c2st_mean" in frame:
-        frame["c2st_vs_previous"] = _resolution(frame, scores, floor)
+    quality = config.report.quality_score
+    resolution = resolve_levels(frame, scores, quality, floor)
+    frame[f"{quality}_se"] = frame["unit"].map(resolution.se)
+    frame["quality_step"] = frame["unit"].map(resolution.step).fillna("")
+    frame["quality_resolved"] = frame["unit"].map(resolution.resolved)
     mcmc = _open(layout.reference_draws)
     first = next(iter(scores.values()))
     reference = str(first.attrs.get("reference", "exact"))
@@ -297,6 +303,7 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
         dose_response=_dose_responses(config, scores),
         **_degree_data(config, layout),
         study_costs=study_costs(layout),
+        resolution=resolution,
     )
 
 
@@ -317,34 +324,6 @@ def _degree_data(config: StudyConfig, layout: StudyLayout) -> dict[str, Any]:
         return {}
     table = degree_table(found, names, study_simulator(config))
     return {"degrees": table, "degree_knob": config.misspecification.knob}
-
-
-def _c2st_uncertainty(ds: xr.Dataset) -> float:
-    """Standard error of a unit's mean C2ST over its replicates and observations."""
-    values = ds["c2st"].values.astype(float).ravel() if "c2st" in ds else np.array([])
-    values = values[np.isfinite(values)]
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
-
-
-def _resolution(frame: pd.DataFrame, scores: dict[str, xr.Dataset], floor: float) -> list[str]:
-    """Per unit, whether its mean C2ST differs from the previous ladder level's (same method)
-    by more than their combined uncertainty: twice the combined standard error, plus the
-    reference's own error above chance where it is measured (``floor - 0.5``)."""
-    reference_error = max(floor - 0.5, 0.0) if np.isfinite(floor) else 0.0
-    marks, previous = [], {}
-    for _, row in frame.iterrows():
-        method, unit = row["method"], row["unit"]
-        before = previous.get(method)
-        mark = ""
-        if row["level"] != CEILING and before is not None:
-            se = np.hypot(_c2st_uncertainty(scores[unit]), _c2st_uncertainty(scores[before[0]]))
-            margin = 2 * (se if np.isfinite(se) else 0.0) + reference_error
-            step = row["c2st_mean"] - before[1]
-            mark = f"{step:+.3f} " + ("resolved" if abs(step) > margin else "not resolved")
-        if row["level"] != CEILING:
-            previous[method] = (unit, row["c2st_mean"])
-        marks.append(mark)
-    return marks
 
 
 def _mean_c2st(path: Path) -> float:
