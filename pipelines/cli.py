@@ -138,7 +138,7 @@ def run(
         return
     with _interruptible(study):
         result = run_study(study, progress=not quiet)
-    console.print(_scores_table(result.layout.report / "scores.csv"))
+    _print_wide(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"[green]done[/green] in {result.seconds:.0f} s; report: {result.report}")
 
 
@@ -285,7 +285,7 @@ def report(
     _setup_logging(quiet)
     study = _load(config, output_dir)
     result = run_stages(study, ["report"], [], progress=not quiet)
-    console.print(_scores_table(result.layout.report / "scores.csv"))
+    _print_wide(_scores_table(result.layout.report / "scores.csv"))
     console.print(f"report: {result.report}")
 
 
@@ -567,6 +567,12 @@ def _cost_table(study: StudyConfig) -> Table:
 def _seconds(value: float) -> str:
     """Seconds with three significant digits at least, without an exponent."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}" if value < 1 else f"{value:.1f}"
+
+
+def _print_wide(table: Table) -> None:
+    """Print a wide table whole: a terminal wraps it to its width; a log file or a pipe (80
+    columns to rich) gets it unwrapped instead of every cell broken over three lines."""
+    (console if console.is_terminal else Console(stderr=True, width=200)).print(table)
 
 
 def _scores_table(csv: Path) -> Table:

@@ -22,7 +22,7 @@ from inference.scores import load_scores
 from pipelines.config import StudyConfig
 from pipelines.finetune import finetune_curves
 from pipelines.layout import StudyLayout, level_name
-from pipelines.resolution import Resolution, resolve_levels
+from pipelines.resolution import Resolution, resolve_levels, score_uncertainty
 from pipelines.units import units
 from simulators.store import Status, open_store
 
@@ -276,6 +276,8 @@ def collect_report_data(config: StudyConfig, layout: StudyLayout) -> ReportData:
     quality = config.report.quality_score
     resolution = resolve_levels(frame, scores, quality, floor)
     frame[f"{quality}_se"] = frame["unit"].map(resolution.se)
+    if quality != "c2st" and "c2st_mean" in frame:  # shown beside its noise floor too
+        frame["c2st_se"] = [score_uncertainty(scores[unit], "c2st") for unit in frame["unit"]]
     frame["quality_step"] = frame["unit"].map(resolution.step).fillna("")
     frame["quality_resolved"] = frame["unit"].map(resolution.resolved)
     mcmc = _open(layout.reference_draws)
