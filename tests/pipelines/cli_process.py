@@ -27,14 +27,24 @@ def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     )
 
 
-def reduced_control(tmp_path: Path) -> Path:
-    """control.yaml with 6 levels (60 to 2000 runs), fewer pairs and samples, its study folder
-    under ``tmp_path``; returns the config's path."""
+def reduced_control(
+    tmp_path: Path,
+    *,
+    train: int = 2000,
+    levels: int = 6,
+    test: int = 100,
+    posterior_samples: int = 500,
+    sbc_samples: int = 50,
+) -> Path:
+    """control.yaml with ``levels`` levels (60 to ``train`` runs), fewer pairs and samples, its
+    study folder under ``tmp_path``; returns the config's path."""
     raw = yaml.safe_load((ROOT / "configs" / "control.yaml").read_text())
     raw["output_dir"] = str(tmp_path / "studies")
-    raw["budgets"].update(train=2000, test=100, observations=3)
-    raw["ladder"][0]["sweep"]["range"].update(stop=2000, num=6)
-    raw["scores"].update(posterior_samples=500, sbc_samples=50, ppc_samples=20)
+    raw["budgets"].update(train=train, test=test, observations=3)
+    raw["ladder"][0]["sweep"]["range"].update(stop=train, num=levels)
+    raw["scores"].update(
+        posterior_samples=posterior_samples, sbc_samples=sbc_samples, ppc_samples=20
+    )
     raw["cluster"]["overrides"]["dashboard_address"] = "127.0.0.1:0"
     path = tmp_path / "control.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from cli_process import reduced_control
 from typer.testing import CliRunner, Result
 
 from pipelines.adaptive import adaptive_result, next_probe, probes_on_disk, sweep_levels
@@ -18,8 +18,6 @@ from pipelines.layout import StudyLayout
 from pipelines.submissions import ACTIVE, read_submissions, unit_jobs, unit_states
 from simulators.errors import ConfigError
 
-ROOT = Path(__file__).parents[2]
-
 
 def _emustudy(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
@@ -27,15 +25,9 @@ def _emustudy(*args: str) -> Result:
 
 def _small_control(folder: Path) -> Path:
     """control.yaml with 4 levels (60 to 2400 runs), fewer pairs and draws."""
-    raw = yaml.safe_load((ROOT / "configs" / "control.yaml").read_text())
-    raw["output_dir"] = str(folder / "studies")
-    raw["budgets"].update(train=2400, test=60, observations=3)
-    raw["ladder"][0]["sweep"]["range"].update(stop=2400, num=4)
-    raw["scores"].update(posterior_samples=400, sbc_samples=30, ppc_samples=20)
-    raw["cluster"]["overrides"]["dashboard_address"] = "127.0.0.1:0"
-    path = folder / "control.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return reduced_control(
+        folder, train=2400, levels=4, test=60, posterior_samples=400, sbc_samples=30
+    )
 
 
 def _wait_for(result: Path, layout: StudyLayout, timeout: float) -> None:
