@@ -135,7 +135,10 @@ def test_each_level_stage_command_makes_its_output(stepwise):
     assert wide.scores.exists() and "score (wide)" in log["score"]
     narrow = layout.level("narrow")
     assert all(p.exists() for p in (narrow.emulator, narrow.emulated, narrow.posterior))
-    assert "4 ran" in log["level narrow"]
+    ran = log["level narrow"]
+    assert "5 ran" in ran, ran  # emulate measures the emulator's error as a stage of its own
+    for stage in ("train-emulator", "emulate", "emulator-error", "infer", "score"):
+        assert f"{stage} (narrow)" in ran, ran
     assert layout.level("ceiling").scores.exists() and "2 ran" in log["ceiling"]
     assert (layout.report / "index.html").exists()
 

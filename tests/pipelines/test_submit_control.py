@@ -55,6 +55,7 @@ def _posteriors(layout: StudyLayout) -> dict[str, int]:
 
 @pytest.mark.slurm
 @pytest.mark.slow
+@pytest.mark.acceptance  # 2.6 min on 2 cores: `make acceptance`, to keep `make test` under 20 min
 def test_plan_then_target_run_as_slurm_arrays_one_task_per_level(tmp_path):
     path = _small_control(tmp_path)
     config = load_config(path)
