@@ -580,7 +580,7 @@ def _scores_table(csv: Path) -> Table:
     columns = {  # header: (column, format); columns a study does not have are left out
         "C2ST": ("c2st_mean", "{:.3f}"),
         "NLTP": ("nltp_mean", "{:.3f}"),
-        "SBC min p": ("sbc_min_pvalue_mean", "{:.3f}"),
+        "SBC min p": ("sbc_min_pvalue_mean", "{:.2g}"),  # p-values of 1e-5 are not 0
         "emu C2ST": ("emulator_c2st", "{:.3f}"),
         "emu NLL": ("emulator_nll", "{:.3f}"),
         "cost": ("total_core_hours", _duration),
