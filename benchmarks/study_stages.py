@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.config import load_config  # noqa: E402
 from pipelines.layout import StudyLayout  # noqa: E402
-from pipelines.report_data import TRUE_STORES  # noqa: E402
+from pipelines.report_data import TRUE_STORES, seconds_per_run  # noqa: E402
 from pipelines.stages import _ERROR_SETTINGS as ERROR_DRAWS  # noqa: E402
 from pipelines.study import STAGES, run_stages, study_client  # noqa: E402
 from pipelines.units import units  # noqa: E402
@@ -80,17 +80,6 @@ def _core_seconds(layout: StudyLayout) -> dict[str, float]:
     return totals
 
 
-def _per_run(stores: list[Path]) -> float:
-    seconds, runs = 0.0, 0
-    for store in stores:
-        if store.exists():
-            ds = open_store(store)
-            ran = ds["status"].values != Status.PENDING
-            seconds += float(np.nansum(np.asarray(ds["elapsed"].values, dtype=float)[ran]))
-            runs += int(ran.sum())
-    return seconds / runs if runs else float("nan")
-
-
 def _irreducible(config: Any, layout: StudyLayout) -> dict[str, tuple[float, str]]:
     levels = list(config.ladder)
     emulators = [layout.level(level.name).emulator for level in levels]
@@ -101,9 +90,9 @@ def _irreducible(config: Any, layout: StudyLayout) -> dict[str, tuple[float, str
         for r in range(config.inference.replicates)
     ]
     members = sorted(layout.reference.glob("member-*.pt"))
-    true_per_run = _per_run([layout.simulations(role) for role in TRUE_STORES])
+    true_per_run = seconds_per_run([layout.simulations(role) for role in TRUE_STORES])
     draws = ERROR_DRAWS["n_theta"] * ERROR_DRAWS["n_draws"]
-    error_runs = sum(draws * (true_per_run + _per_run([path])) for path in stand_ins)
+    error_runs = sum(draws * (true_per_run + seconds_per_run([path])) for path in stand_ins)
     return {
         "simulate": (
             sum(_ledger_seconds(layout.simulations(r)) for r in TRUE_STORES if r != "reference"),

@@ -17,6 +17,7 @@ posterior up to a constant), so no reference error enters its margin.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -57,11 +58,9 @@ def _seed_variance(values: xr.DataArray) -> float:
 
 def _item_means(values: xr.DataArray) -> np.ndarray:
     """Per observation or test pair, the mean over replicates; shape ``(n_items,)``."""
-    return (
-        values.mean(dim="replicate", skipna=True).values
-        if "replicate" in values.dims
-        else (values.values)
-    )
+    if "replicate" in values.dims:
+        return values.mean(dim="replicate", skipna=True).values
+    return values.values
 
 
 def score_uncertainty(ds: xr.Dataset, score: str) -> float:
@@ -156,17 +155,16 @@ def resolve_levels(
     resolved: dict[str, bool] = {}
     for _, group in frame[frame["level"] != CEILING].groupby("method", sort=False):
         names = list(group["unit"])
+        apart: dict[tuple[int, int], bool] = {}
+        for i, j in combinations(range(len(names)), 2):  # each pair once: a - b is -(b - a)
+            difference, error = paired_step(scores[names[j]], scores[names[i]], score)
+            apart[i, j] = bool(abs(difference) > 2 * error + reference_error)
+            if j == i + 1:
+                mark = "resolved" if apart[i, j] else "not resolved"
+                step[names[j]] = f"{difference:+.3g} {mark}"
         for i, unit in enumerate(names):
-            separated = []
-            for j, other in enumerate(names):
-                if other == unit:
-                    continue
-                difference, error = paired_step(scores[unit], scores[other], score)
-                apart = bool(abs(difference) > 2 * error + reference_error)
-                separated.append(apart)
-                if j == i - 1:
-                    step[unit] = f"{difference:+.3g} " + ("resolved" if apart else "not resolved")
-            resolved[unit] = bool(separated) and all(separated)
+            others = [ok for pair, ok in apart.items() if i in pair]
+            resolved[unit] = bool(others) and all(others)
     note = "twice the paired standard error" + (
         f" plus the reference's own error {reference_error:.3f}" if reference_error else ""
     )
