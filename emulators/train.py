@@ -41,7 +41,7 @@ from typing import Any
 
 import lightning
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 
@@ -121,12 +121,16 @@ class _AtomicCheckpointIO(TorchCheckpointIO):
         save_atomically(checkpoint, Path(path))
 
 
-class _ResumePoint(Callback):
+class _ResumePoint(Checkpoint):
     """Save the whole training state to ``last.ckpt`` at the end of every epoch, atomically.
 
     The checkpoint it replaces becomes ``previous.ckpt``, the fall-back when ``last.ckpt``
     turns out unreadable. Lightning's ``ModelCheckpoint`` with ``save_top_k=0`` writes
     ``last.ckpt`` only when training ends, and with ``save_top_k=1`` writes two files per epoch.
+
+    It is a ``Checkpoint`` so that Lightning calls it after ``EarlyStopping`` has judged the
+    epoch: as a plain callback it saved the state before, so a resumed run's early stopping was
+    one epoch behind, and the first epoch's checkpoint held ``best_score = inf``.
     """
 
     def __init__(self, path: Path) -> None:
@@ -172,7 +176,8 @@ def make_trainer(
         devices=1,
         callbacks=callbacks,
         logger=logger,
-        enable_checkpointing=False,  # resume points are written by _ResumePoint
+        # Only our own resume point: with checkpointing on and none given, Lightning adds its own.
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         enable_progress_bar=progress,
         enable_model_summary=False,
         deterministic=True,

@@ -89,8 +89,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_gaussian_store(tmp_path_factory.mktemp("store") / "train.zarr", 1000, dim=3)
 
 
-# Trains in a child that SIGKILLs itself once the checkpoint of its third epoch is on disk, so
-# the resume folder holds last.ckpt (epoch 2) and previous.ckpt (epoch 1).
+# Trains in a child that SIGKILLs itself once the checkpoint of epoch argv[4] is on disk.
 _KILLED_RUN = textwrap.dedent(
     """
     import json, os, signal, sys, torch
@@ -102,7 +101,7 @@ _KILLED_RUN = textwrap.dedent(
 
     def save_then_die(self, trainer, pl_module):
         original(self, trainer, pl_module)
-        if trainer.current_epoch == 2:
+        if trainer.current_epoch == int(sys.argv[4]):
             os.kill(os.getpid(), signal.SIGKILL)
 
     _ResumePoint.on_train_epoch_end = save_then_die
@@ -112,18 +111,24 @@ _KILLED_RUN = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def killed_emulator_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The output folder of an emulator training killed after its third epoch."""
-    out_dir = tmp_path_factory.mktemp("killed")
+def _kill_emulator_training_after(epoch: int, store: Path, out_dir: Path) -> Path:
+    """Train ``LEVEL`` in a child killed once the checkpoint of ``epoch`` is on disk."""
     level = json.dumps(LEVEL.model_dump(mode="json"))
     done = subprocess.run(
-        [sys.executable, "-c", _KILLED_RUN, str(store), level, str(out_dir)],
+        [sys.executable, "-c", _KILLED_RUN, str(store), level, str(out_dir), str(epoch)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def killed_emulator_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of an emulator training killed after its third epoch: the resume
+    folder holds last.ckpt (epoch 2) and previous.ckpt (epoch 1)."""
+    out_dir = _kill_emulator_training_after(2, store, tmp_path_factory.mktemp("killed"))
     assert {p.name for p in (out_dir / "checkpoints").iterdir()} >= {"last.ckpt", "previous.ckpt"}
     return out_dir
 
@@ -148,6 +153,25 @@ def test_a_damaged_last_ckpt_falls_back_to_the_previous_one(
     assert not marker.exists()
     resumed = torch.load(path, weights_only=True)
     assert resumed["training"]["resumed_from"].endswith("previous.ckpt")
+    straight = torch.load(straight_emulator, weights_only=True)
+    for name, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][name]), name
+
+
+def test_a_run_killed_after_its_first_epoch_resumes_with_early_stopping_up_to_date(
+    store: Path, straight_emulator: Path, tmp_path: Path
+) -> None:
+    """The first checkpoint is written after EarlyStopping has judged the epoch (it once held
+    best_score = inf, and was refused as "NaN or infinite weights")."""
+    out_dir = _kill_emulator_training_after(0, store, tmp_path / "run")
+    state = torch.load(out_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 0
+    stopping = next(v for k, v in state["callbacks"].items() if k.startswith("EarlyStopping"))
+    assert float(stopping["best_score"]) == state["callbacks"]["_BestWeights"]["loss"]
+    resumed = torch.load(
+        train_emulator(store, LEVEL, out_dir, seed=0, progress=False), weights_only=True
+    )
+    assert resumed["training"]["resumed_from"].endswith("last.ckpt")
     straight = torch.load(straight_emulator, weights_only=True)
     for name, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][name]), name
