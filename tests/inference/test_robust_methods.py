@@ -227,6 +227,7 @@ def test_mmd_npe_needs_observations_and_they_are_part_of_its_identity(tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # 98 s, the suite's longest test; the 13-s RNPE claim above stays in CI
 def test_rnpe_is_closer_than_npe_to_the_dgp_posterior_on_the_misspecified_gaussian_linear_model():
     """Ward et al.'s misspecified Gaussian linear model (sbibm's 10-D task, observations with
     noise variance 0.1 + 0.1). RNPE's own NPE is plain NPE with the same seed, so each replicate
