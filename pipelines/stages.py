@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from cluster.guarded import GuardedSimulator
 from cluster.lock import StoreLock
 from cluster.progress import progress_bar
 from cluster.task_clock import Measured, measured
+from cluster.task_gate import task_gate
 from emulators.fidelity import AnyLevel, FidelityLevel, FinetuneLevel, PerturbedLevel
 from inference.methods import get_method
 from inference.score_table import SCORING_VERSION
@@ -242,8 +244,12 @@ def _run_levels(
     arguments: Callable[[Unit], tuple],
     progress: bool,
 ) -> list[StageOutcome]:
-    """Submit ``task`` for every unit (level and method) whose ``stage`` is not done."""
-    outcomes, futures = [], {}
+    """Run ``task`` for every unit (level and method) whose ``stage`` is not done.
+
+    Each task is submitted when a worker thread is free (:mod:`cluster.task_gate`), and marked
+    done as soon as it finishes.
+    """
+    outcomes, todo, futures = [], deque(), {}
     for unit in levels:
         name = unit.name
         manifest = Manifest(layout.level(name).manifest)
@@ -252,24 +258,34 @@ def _run_levels(
             outcomes.append(StageOutcome(stage, name, False, 0.0))
             continue
         layout.level(name).method_root.mkdir(parents=True, exist_ok=True)
-        future = client.submit(
-            measured,
-            stage,
-            task,
-            *arguments(unit),
-            key=f"{stage}-{name.replace('/', '-')}-{key}",
-            pure=False,
-        )
-        futures[future] = (name, manifest, key)
-    unit = "units (level x method)" if stage == "infer" else "levels"
-    with progress_bar(stage, unit, progress and bool(futures)) as bar:
-        task_id = bar.add_task(stage, total=len(futures))
-        for future in as_completed(futures):
+        todo.append((unit, manifest, key))
+    gate, running = task_gate(client), as_completed()
+
+    def submit_while_free() -> None:
+        while todo:
+            unit, manifest, key = todo[0]
+            args = (measured, stage, task, *arguments(unit))
+            key_name = f"{stage}-{unit.name.replace('/', '-')}-{key}"
+            # waits for a free thread only when none of this stage's tasks is left to collect
+            submit = gate.try_submit if running.count() else gate.submit
+            future = submit(*args, key=key_name, pure=False)
+            if future is None:
+                return
+            todo.popleft()
+            futures[future] = (unit.name, manifest, key)
+            running.add(future)
+
+    unit_name = "units (level x method)" if stage == "infer" else "levels"
+    with progress_bar(stage, unit_name, progress and bool(todo)) as bar:
+        task_id = bar.add_task(stage, total=len(todo))
+        submit_while_free()
+        for future in running:
             name, manifest, key = futures[future]
             cost: Measured[object] = future.result()
             manifest.mark_done(stage, key)
             outcomes.append(StageOutcome(stage, name, True, cost.wall_s, cost.cpu_s))
             bar.update(task_id, advance=1)
+            submit_while_free()
     return outcomes
 
 
@@ -547,8 +563,9 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
 
     def run_many(runs: list[Run]) -> list[tuple[Path, MemberCheck]]:
         outs = [layout.reference_member(member, attempt) for member, attempt in runs]
+        gate = task_gate(client)
         futures = [
-            client.submit(
+            gate.submit(
                 measured,
                 "reference-member",
                 scoring.train_reference_member,
