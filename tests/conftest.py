@@ -78,7 +78,14 @@ def chromium() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every test marked ``slurm`` the ``slurm_conf`` fixture."""
+    """Give every test marked ``slurm`` the ``slurm_conf`` fixture, and put the files with a
+    ``slow`` test first (in their collected order, and so are their tests).
+
+    ``make test`` shares whole files out to two processes in this order: a study of two
+    minutes handed out last would run alone while the other process sat idle.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
     for item in items:
         fixturenames = getattr(item, "fixturenames", None)  # doctest items have none
         if item.get_closest_marker("slurm") and fixturenames is not None:

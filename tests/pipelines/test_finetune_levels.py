@@ -75,6 +75,7 @@ def test_bad_finetune_entries_name_the_problem_and_the_fix(tmp_path, entry, chan
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # 72-114 s; CI trains finetune levels in the miniature Lorenz-96 study
 def test_finetuning_the_crude_quickstart_level_on_1000_true_runs_nears_the_ceiling(tmp_path):
     """configs/finetune.yaml run through `emustudy run`: C2ST falls with k, and at k = 1000 it is
     at most 0.05 above the ceiling (NPE on all 4000 true runs), as the issue asks."""
