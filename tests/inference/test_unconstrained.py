@@ -176,7 +176,10 @@ def test_a_saved_training_state_restores_the_same_network(pairs, tmp_path: Path)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # two epochs do not converge
-@pytest.mark.parametrize("method", ["nnpe", "mmd_npe", "rnpe"])
+@pytest.mark.parametrize(
+    "method",
+    ["nnpe", "mmd_npe", pytest.param("rnpe", marks=pytest.mark.slow)],  # MCMC: 25-45 s
+)
 def test_npe_variants_train_and_load_unconstrained(method: str, pairs, tmp_path: Path) -> None:
     theta, x = pairs
     settings = MethodSettings(
