@@ -258,21 +258,20 @@ def _run_levels(
             outcomes.append(StageOutcome(stage, name, False, 0.0))
             continue
         layout.level(name).method_root.mkdir(parents=True, exist_ok=True)
-        todo.append((unit, manifest, key))
+        todo.append((name, manifest, key, arguments(unit)))
     gate, running = task_gate(client), as_completed()
 
     def submit_while_free() -> None:
         while todo:
-            unit, manifest, key = todo[0]
-            args = (measured, stage, task, *arguments(unit))
-            key_name = f"{stage}-{unit.name.replace('/', '-')}-{key}"
+            name, manifest, key, args = todo[0]
             # waits for a free thread only when none of this stage's tasks is left to collect
             submit = gate.try_submit if running.count() else gate.submit
-            future = submit(*args, key=key_name, pure=False)
+            task_key = f"{stage}-{name.replace('/', '-')}-{key}"
+            future = submit(measured, stage, task, *args, key=task_key, pure=False)
             if future is None:
                 return
             todo.popleft()
-            futures[future] = (unit.name, manifest, key)
+            futures[future] = (name, manifest, key)
             running.add(future)
 
     unit_name = "units (level x method)" if stage == "infer" else "levels"
