@@ -22,7 +22,10 @@ probes whose means straddle the target, as :func:`inference.dose_response.crossi
 
 Levels already scored for this config (by an earlier ``run``, ``plan`` or ``--target``) are
 used as they are and cost nothing more; every level runs through the study's stages and
-manifests, so a later ``emustudy run`` reuses the levels probed. The cost is what the stages
+manifests, so a later ``emustudy run`` reuses the levels probed. The search does not measure
+the probes' emulator error (against held-out true-simulator draws, about as costly as a probe's
+posteriors and scores together on the quickstart model): a verdict reads only the posterior
+scores. A later ``emustudy run`` or ``plan`` measures it where missing. The cost is what the stages
 recorded (``timings.json``); the result, with the core-seconds spent and the levels left out,
 goes to ``report/adaptive.json``. The same search drives ``emustudy submit --target``
 (:mod:`pipelines.submit_control`), one SLURM array task per level probed.
@@ -194,9 +197,10 @@ def sweep_levels(config: StudyConfig, sweep_name: str) -> list[str]:
 
 
 def _cost(config: StudyConfig, layout: StudyLayout, name: str) -> float:
-    """Core-seconds a probed level took: its simulator runs and all four of its stages."""
+    """Core-seconds a probed level took: its simulator runs, its four stages and its emulator
+    error where it was measured (by a full run or ``plan``; the search itself leaves it out)."""
     cost = unit_costs(config, layout, name)
-    stages = [cost[f"{stage}_s"] for stage in LEVEL_STAGES]
+    stages = [cost[f"{stage}_s"] for stage in [*LEVEL_STAGES, "emulator-error"]]
     return cost["simulator_core_hours"] * 3600 + float(np.nansum(stages))
 
 
@@ -253,7 +257,14 @@ def run_adaptive(config: StudyConfig, *, progress: bool = True) -> list[Adaptive
                 if i is None:
                     break
                 level = by_name[names[i]]
-                run_stages(config, LEVEL_STAGES, [level], client=client, progress=progress)
+                run_stages(
+                    config,
+                    LEVEL_STAGES,
+                    [level],
+                    client=client,
+                    progress=progress,
+                    emulator_error=False,
+                )
     found = adaptive_result(config, layout)
     write_adaptive(found, layout, time.perf_counter() - began)
     return found

@@ -186,6 +186,7 @@ def _run_stages(
     workers: int | None,
     replace_stale: bool,
     force: bool,
+    emulator_error: bool = True,
 ) -> None:
     from pipelines.state import resolve_levels
     from pipelines.study import run_stages
@@ -203,6 +204,7 @@ def _run_stages(
             replace_stale=replace_stale,
             profile=profile,
             cluster_overrides=cluster,
+            emulator_error=emulator_error,
         )
     ran = ", ".join(f"{o.stage}{f' ({o.level})' if o.level else ''}" for o in result.recomputed)
     console.print(
@@ -260,6 +262,12 @@ def level(
     workers: int | None = WorkersOption,
     replace_stale: bool = ReplaceStaleOption,
     force: bool = ForceOption,
+    emulator_error: bool = typer.Option(
+        True,
+        "--emulator-error/--no-emulator-error",
+        help="Measure the emulator's error in the emulate stage (`submit --target` probes "
+        "leave it for a later run).",
+    ),
 ) -> None:
     """Run a level's pipeline (train-emulator, emulate, infer, score) in one process."""
     unknown = sorted(set(stage or ()) - set(LEVEL_PIPELINE))
@@ -270,7 +278,18 @@ def level(
             param_hint="--stage",
         )
     stages = [s for s in LEVEL_PIPELINE if not stage or s in stage]
-    _run_stages(stages, config, level, output_dir, quiet, profile, workers, replace_stale, force)
+    _run_stages(
+        stages,
+        config,
+        level,
+        output_dir,
+        quiet,
+        profile,
+        workers,
+        replace_stale,
+        force,
+        emulator_error,
+    )
 
 
 @app.command()

@@ -65,6 +65,7 @@ __all__ = [
     "simulate",
     "train_emulators",
     "emulate",
+    "emulator_error_done",
     "infer",
     "score",
 ]
@@ -340,11 +341,14 @@ def emulate(
     client: Client,
     levels: list[FidelityLevel],
     progress: bool,
+    emulator_error: bool = True,
 ) -> list[StageOutcome]:
     """Run each level's stand-in as a simulator over the training parameters, then measure it.
 
     The measured error against held-out true-simulator pairs (:mod:`inference.emulator_error`)
-    goes to each level's ``emulator_error.zarr``, the levels side by side as Dask tasks.
+    goes to each level's ``emulator_error.zarr``, the levels side by side as Dask tasks. Without
+    ``emulator_error`` it is left for a later run (``emustudy run --target`` needs only the
+    posteriors' scores; ``plan`` and the report's trends measure what is missing).
     """
     from emulators.levels import load_stand_in  # imports Lightning: see _train_emulator_task
 
@@ -376,7 +380,16 @@ def emulate(
         )
     # Part of the emulate stage (its own manifest entry, so it is measured once, and its own
     # cost in timings.json): every level's blocks of held-out thetas as one pool of Dask tasks.
+    if not emulator_error:
+        return outcomes
     return outcomes + _emulator_error(config, layout, client, levels, progress)
+
+
+def emulator_error_done(config: StudyConfig, layout: StudyLayout, level: FidelityLevel) -> bool:
+    """Whether ``level``'s emulator error is measured for this config."""
+    key = _level_digests(config, level)["emulator-error"]
+    paths = layout.level(level.name)
+    return Manifest(paths.manifest).is_done("emulator-error", key, [paths.emulator_error])
 
 
 def _emulator_error(
@@ -390,11 +403,11 @@ def _emulator_error(
     (:mod:`pipelines.error_graph`), skipping levels whose measurement is done."""
     outcomes, jobs, marks = [], [], {}
     for level in levels:
-        manifest = Manifest(layout.level(level.name).manifest)
-        key = _level_digests(config, level)["emulator-error"]
-        if manifest.is_done("emulator-error", key, [layout.level(level.name).emulator_error]):
+        if emulator_error_done(config, layout, level):
             outcomes.append(StageOutcome("emulator-error", level.name, False, 0.0))
             continue
+        manifest = Manifest(layout.level(level.name).manifest)
+        key = _level_digests(config, level)["emulator-error"]
         seed = stage_seed(config.seed, "emulator-error", level.name)
         n_theta, n_draws = _ERROR_SETTINGS["n_theta"], _ERROR_SETTINGS["n_draws"]
         jobs.append((level.name, float(level.simplification), seed, n_theta, n_draws))

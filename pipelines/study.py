@@ -160,6 +160,7 @@ def run_stages(
     replace_stale: bool = False,
     profile: str | None = None,
     cluster_overrides: dict[str, object] | None = None,
+    emulator_error: bool = True,
 ) -> StudyRun:
     """Run some stages for some levels (``None`` is the ceiling), after checking what they read.
 
@@ -176,6 +177,9 @@ def run_stages(
         Move outputs of another config into ``<study>/stale/`` instead of refusing to run.
     profile, cluster_overrides : optional
         A cluster profile and settings to use instead of the config's (e.g. inside a SLURM job).
+    emulator_error : bool
+        Measure the levels' emulator error in the emulate stage (``emustudy run --target``
+        leaves it out: the search reads only posterior scores).
 
     Raises
     ------
@@ -201,7 +205,13 @@ def run_stages(
     if client is None and needs_client:
         with study_client(config, layout, profile=profile, **(cluster_overrides or {})) as own:
             return run_stages(
-                config, ordered, levels, client=own, progress=progress, replace_stale=False
+                config,
+                ordered,
+                levels,
+                client=own,
+                progress=progress,
+                replace_stale=False,
+                emulator_error=emulator_error,
             )
     began, run = time.perf_counter(), StudyRun(layout)
     if client is not None:
@@ -223,10 +233,14 @@ def run_stages(
             continue
         for name in _stage_names(config, stage, chosen):
             require_done(config, layout, stage, name)
-        if chosen:
+        if not chosen:
+            continue
+        if stage == "emulate":
+            done = stages.emulate(config, layout, client, chosen, progress, emulator_error)
+        else:
             done = _LEVEL_STAGES[stage](config, layout, client, chosen, progress)
-            record_timings(layout, [o for o in done if o.ran])  # before the report reads them
-            run.outcomes += done
+        record_timings(layout, [o for o in done if o.ran])  # before the report reads them
+        run.outcomes += done
     write_resolved_config(config, layout)
     run.seconds = time.perf_counter() - began
     return run

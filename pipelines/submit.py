@@ -118,6 +118,7 @@ def write_pipeline_scripts(
     *,
     stages: Sequence[str] | None = None,
     array: str = "levels",
+    emulator_error: bool = True,
 ) -> dict[str, Path]:
     """Write the study's sbatch files and per-level pipeline scripts; return them by role.
 
@@ -135,6 +136,9 @@ def write_pipeline_scripts(
         --plan`` first runs the cheap ones).
     array : str
         Name of the job array: its sbatch file is ``<array>.sbatch``, its scripts in ``<array>/``.
+    emulator_error : bool
+        Whether the levels' emulate stage measures their emulator error (``submit --target``'s
+        probes do not).
     """
     done = done or {}
     layout = StudyLayout(config.study_dir.resolve())
@@ -161,7 +165,9 @@ def write_pipeline_scripts(
         ),
     )
     for name in levels:
-        script = _level_script(config, config_file, name, done.get(name, set()), stages)
+        script = _level_script(
+            config, config_file, name, done.get(name, set()), stages, emulator_error
+        )
         scripts[f"level:{name}"] = write_script(folder / array / f"{name}.sh", script)
     if levels:  # an empty array is no job
         scripts[array] = _write_array(config, resources, folder, array, levels, layout.root)
@@ -212,6 +218,7 @@ def _level_script(
     name: str,
     done: set[str],
     stages: Sequence[str] | None = None,
+    emulator_error: bool = True,
 ) -> str:
     """The pipeline script of one level: its stages (all, or those of ``stages``), those done
     when submitted commented out."""
@@ -224,7 +231,7 @@ def _level_script(
     lines = ["#!/bin/bash", f"# Pipeline of {about}", "set -euo pipefail"]
     wanted = CEILING_STAGES if name == CEILING else LEVEL_STAGES
     wanted = [stage for stage in wanted if stages is None or stage in stages]
-    lines += _stage_lines(config_file, ["--level", name], wanted, done)
+    lines += _stage_lines(config_file, ["--level", name], wanted, done, emulator_error)
     tuned = [tuned for tuned, base in finetune_owners(config).items() if base == name]
     if tuned and stages is None:  # they fine-tune this level's posteriors: in its task, after it
         lines.append(f"# finetune levels of {name!r}: {', '.join(tuned)}")
@@ -233,7 +240,11 @@ def _level_script(
 
 
 def _stage_lines(
-    config_file: Path, levels: list[str], stages: Sequence[str], done: set[str]
+    config_file: Path,
+    levels: list[str],
+    stages: Sequence[str],
+    done: set[str],
+    emulator_error: bool = True,
 ) -> list[str]:
     """The stages not done in one ``emustudy level`` process (each process costs seconds of
     imports and a Dask start), after a commented-out command for each stage done."""
@@ -243,6 +254,8 @@ def _stage_lines(
         if stage in done
     ]
     todo = [f"--stage={stage}" for stage in stages if stage not in done]
+    if "--stage=emulate" in todo and not emulator_error:
+        todo.append("--no-emulator-error")
     if todo:
         lines.append(_command(config_file, "level", *levels, *todo))
     return lines

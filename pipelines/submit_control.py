@@ -57,6 +57,7 @@ from pipelines.plan import (
     plan_table,
     predict_plan,
 )
+from pipelines.stages import emulator_error_done
 from pipelines.submissions import (
     ACTIVE,
     append_submission,
@@ -216,10 +217,11 @@ def control_step(
     if mode == "target":
         todo, stages, array = _next_probes(config, layout), None, f"probes-{_round(layout)}"
     else:
-        cheap = [
+        cheap = [  # a --target probe's emulator error is left unmeasured: measure it here
             level.name
             for level in candidate_levels(config)
             if not {"train-emulator", "emulate"} <= done.get(level.name, set())
+            or not emulator_error_done(config, layout, level)
         ]
         if cheap:
             todo, stages, array = cheap, CHEAP_STAGES, "emulators"
@@ -229,7 +231,9 @@ def control_step(
             stages, array = None, "anchors"
     if not todo:
         return _finish(config, layout, mode, anchors, error, time.time() - began)
-    scripts = write_pipeline_scripts(config, resources, todo, done, stages=stages, array=array)
+    scripts = write_pipeline_scripts(
+        config, resources, todo, done, stages=stages, array=array, emulator_error=mode != "target"
+    )
     array_id = sbatch(scripts[array])
     options = _options(mode, profile, anchors, error, began)
     control = sbatch(_control_script(config, resources, layout, mode, options), after_ok=[array_id])

@@ -117,8 +117,17 @@ def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
     assert all(between.get(f"data-{knob}") == "undecided" for knob in inside)
     low, high = sorted(sweep["bracket"])
     assert low <= sweep["crossing"] <= high
+    # the verdicts read posterior scores only: no probe paid for its emulator error
+    assert not any((p / "emulator_error.zarr").exists() for p in names)
+    assert not any("emulator-error" in (p / "timings.json").read_text() for p in names)
     kept = {p.name: (p / "posterior.pt").stat().st_mtime_ns for p in names}
     assert run_cli("run", str(path), "--target", "--quiet").returncode == 0
+    # a later level run measures the error left out, and trains nothing again
+    first = sorted(probed)[0]
+    again = run_cli("level", str(path), "--level", first, "--quiet")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 ran (emulator-error" in again.stderr  # the console writes to stderr
+    assert (study / "levels" / first / "emulator_error.zarr").exists()
     assert {
         name: (study / "levels" / name / "posterior.pt").stat().st_mtime_ns for name in kept
     } == kept

@@ -98,6 +98,22 @@ def test_pipeline_scripts_are_readable_and_an_edited_one_is_kept(tmp_path):
     assert len(backups) == 1 and backups[0].read_text().endswith("# my edit\n")
 
 
+def test_probe_scripts_leave_the_emulator_error_out_only_where_they_emulate(tmp_path):
+    config = load_config(QUICKSTART, output_dir=tmp_path)
+    done = {"full": {"train-emulator", "emulate"}}
+    probes = write_pipeline_scripts(
+        config, SubmitResources(), ["reduced", "full"], done, emulator_error=False
+    )
+    (reduced,) = [
+        line for line in probes["level:reduced"].read_text().splitlines() if "cli" in line
+    ]
+    assert "--stage=emulate" in reduced and reduced.count("--no-emulator-error") == 1
+    full = probes["level:full"].read_text()  # emulated already: nothing to leave out
+    assert "--no-emulator-error" not in full and "# done when submitted" in full
+    plain = write_pipeline_scripts(config, SubmitResources(), ["reduced"])
+    assert "emulator-error" not in plain["level:reduced"].read_text()
+
+
 @pytest.mark.slurm
 def test_cancel_stops_what_submit_started(tmp_path):
     config = yaml.safe_load(QUICKSTART.read_text())
