@@ -5,9 +5,9 @@ the same command a user types, and prints:
 
 * wall time of each command, its CPU seconds (its own and its Dask workers', from
   ``getrusage``) and the core-seconds its stages recorded (``timings.json``: the true-simulator
-  campaigns and every level's train-emulator, emulate, infer and score, the ceiling's too;
-  wall seconds of each task on one worker, so tasks that share a loaded machine count more),
-  and the ratios;
+  campaigns and every level's train-emulator, emulate, emulator-error, infer and score, the
+  ceiling's too; each stage's ``<stage>_cpu``, the core seconds of its own tasks), and the
+  ratios;
 * the full sweep's crossing of ``report.quality_target`` (isotonic fit, bootstrap interval, as
   the report states it) and the bracket the search found (the least simplified level surely
   failing and the most simplified surely meeting, each probe with its mean +/- 2 SE and
@@ -51,8 +51,14 @@ def _run(config: Path, out: Path, *extra: str) -> tuple[float, float]:
 
 
 def _core_seconds(study: Path) -> float:
-    """Every stage's recorded seconds in a study folder (one worker each)."""
-    return sum(sum(json.loads(path.read_text()).values()) for path in study.rglob("timings.json"))
+    """Every stage's recorded core seconds in a study folder: ``<stage>_cpu``, or the stage's
+    wall seconds where no core time was recorded (never both: they measure the same work)."""
+    total = 0.0
+    for path in study.rglob("timings.json"):
+        timings = json.loads(path.read_text())
+        stages = {key.removesuffix("_cpu") for key in timings}
+        total += sum(timings.get(f"{stage}_cpu", timings.get(stage, 0.0)) for stage in stages)
+    return total
 
 
 def main() -> None:
