@@ -384,9 +384,10 @@ def print_adaptive(console: Any, found: list[AdaptiveSweep], config: StudyConfig
         per_level = sweep.core_seconds / max(len(sweep.probes), 1)
         left_out = sweep.n_levels - len(sweep.probes)
         console.print(
-            f"{describe(sweep, score, target)}; {left_out} levels not run, about "
-            f"{left_out * per_level:.0f} core-s saved against the full sweep (at the probed "
-            "levels' mean cost)",
+            f"{describe(sweep, score, target)}; {left_out} levels not run, at least about "
+            f"{left_out * per_level:.0f} core-s saved against the full sweep (those levels at "
+            "the probed levels' mean cost; the full sweep also pays the ceiling and every "
+            "level's emulator error)",
             highlight=False,
             soft_wrap=True,  # one line per sweep in a log file, not one cut at 80 columns
         )
