@@ -30,8 +30,9 @@ import yaml
 from cluster.jobs import SubmitResources, sbatch, sbatch_script, scancel, write_script
 from cluster.profiles import load_profile
 from pipelines.config import StudyConfig
-from pipelines.finetune import finetune_owners
+from pipelines.finetune import finetune_owners, is_finetune
 from pipelines.layout import CEILING, StudyLayout
+from pipelines.stages import emulator_error_done
 from pipelines.state import CEILING_STAGES, LEVEL_STAGES, level_names, stage_states
 from pipelines.study import report_done
 from pipelines.submissions import (
@@ -52,6 +53,7 @@ __all__ = [
     "submit_study",
     "submittable_states",
     "write_pipeline_scripts",
+    "reopen_unmeasured_errors",
     "cancel_study",
     "read_jobs",
 ]
@@ -299,17 +301,34 @@ def _unfinished(config: StudyConfig, layout: StudyLayout) -> tuple[set[str], dic
         level = _level_of(s.level)
         if level is not None:
             mine[owners.get(level, level)].append(s)
-    for name, level_states in mine.items():
-        if any(s.state != "done" for s in level_states):
-            units.add(level_unit(name))
-    if units or not report_done(config, layout):
-        units.add(REPORT)
     done: dict[str, set[str]] = {}
     for name, level_states in mine.items():
         for stage in {s.stage for s in level_states}:
             if all(s.state == "done" for s in level_states if s.stage == stage):
                 done.setdefault(name, set()).add(stage)
+    unmeasured = reopen_unmeasured_errors(config, layout, done)
+    for name, level_states in mine.items():
+        if any(s.state != "done" for s in level_states) or name in unmeasured:
+            units.add(level_unit(name))
+    if units or not report_done(config, layout):
+        units.add(REPORT)
     return units, done
+
+
+def reopen_unmeasured_errors(
+    config: StudyConfig, layout: StudyLayout, done: dict[str, set[str]]
+) -> set[str]:
+    """Take ``emulate`` out of ``done`` for levels emulated without their emulator error (a
+    ``--target`` probe leaves it out), so their script runs emulate again, which measures only
+    the error; return those levels."""
+    unmeasured = set()
+    for level in config.ladder:
+        emulated = done.get(level.name, set())
+        if "emulate" in emulated and not is_finetune(level):
+            if not emulator_error_done(config, layout, level):
+                emulated.discard("emulate")
+                unmeasured.add(level.name)
+    return unmeasured
 
 
 def array_levels(config: StudyConfig) -> list[str]:

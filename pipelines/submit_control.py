@@ -57,7 +57,6 @@ from pipelines.plan import (
     plan_table,
     predict_plan,
 )
-from pipelines.stages import emulator_error_done
 from pipelines.submissions import (
     ACTIVE,
     append_submission,
@@ -65,7 +64,12 @@ from pipelines.submissions import (
     unit_jobs,
     unit_states,
 )
-from pipelines.submit import submit_resources, submittable_states, write_pipeline_scripts
+from pipelines.submit import (
+    reopen_unmeasured_errors,
+    submit_resources,
+    submittable_states,
+    write_pipeline_scripts,
+)
 from simulators.errors import EmustudyError
 
 __all__ = ["Mode", "ControlStep", "submit_control", "control_step"]
@@ -217,11 +221,11 @@ def control_step(
     if mode == "target":
         todo, stages, array = _next_probes(config, layout), None, f"probes-{_round(layout)}"
     else:
-        cheap = [  # a --target probe's emulator error is left unmeasured: measure it here
+        reopen_unmeasured_errors(config, layout, done)  # a --target probe left it out
+        cheap = [
             level.name
             for level in candidate_levels(config)
             if not {"train-emulator", "emulate"} <= done.get(level.name, set())
-            or not emulator_error_done(config, layout, level)
         ]
         if cheap:
             todo, stages, array = cheap, CHEAP_STAGES, "emulators"

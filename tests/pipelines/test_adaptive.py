@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -12,7 +14,11 @@ import pytest
 import yaml
 from cli_process import reduced_control, run_cli
 
+from cluster.jobs import SubmitResources
 from pipelines.adaptive import Probe, _result, bisect_levels, next_probe, verdict
+from pipelines.config import load_config
+from pipelines.layout import StudyLayout
+from pipelines.submit import reopen_unmeasured_errors, write_pipeline_scripts
 
 ROOT = Path(__file__).parents[2]
 
@@ -120,6 +126,15 @@ def test_target_runs_log2_levels_and_a_later_run_reuses_them(tmp_path):
     # the verdicts read posterior scores only: no probe paid for its emulator error
     assert not any((p / "emulator_error.zarr").exists() for p in names)
     assert not any("emulator-error" in (p / "timings.json").read_text() for p in names)
+    # a SLURM submission of the study runs emulate again for them (it measures only the error)
+    config = load_config(path)
+    done = {name: {"train-emulator", "emulate", "infer", "score"} for name in probed}
+    assert reopen_unmeasured_errors(config, StudyLayout(config.study_dir), done) == probed
+    scripts = write_pipeline_scripts(config, SubmitResources(), sorted(probed), done)
+    for name in probed:
+        lines = scripts[f"level:{name}"].read_text().splitlines()
+        (command,) = [line for line in lines if line.startswith(sys.executable)]
+        assert re.findall(r"--stage=(\S+)", command) == ["emulate"]
     kept = {p.name: (p / "posterior.pt").stat().st_mtime_ns for p in names}
     assert run_cli("run", str(path), "--target", "--quiet").returncode == 0
     # a later level run measures the error left out, and trains nothing again
