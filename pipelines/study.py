@@ -204,15 +204,8 @@ def run_stages(
     needs_client = any(stage != "report" for stage in ordered)
     if client is None and needs_client:
         with study_client(config, layout, profile=profile, **(cluster_overrides or {})) as own:
-            return run_stages(
-                config,
-                ordered,
-                levels,
-                client=own,
-                progress=progress,
-                replace_stale=False,
-                emulator_error=emulator_error,
-            )
+            same = {"progress": progress, "emulator_error": emulator_error}
+            return run_stages(config, ordered, levels, client=own, **same)  # stale ones moved
     began, run = time.perf_counter(), StudyRun(layout)
     if client is not None:
         client.run(tighten_umask)  # workers of a cluster the caller started write files too
@@ -231,19 +224,34 @@ def run_stages(
             require_done(config, layout, "report", None)
             run.outcomes.append(_report(config, layout))
             continue
-        for name in _stage_names(config, stage, chosen):
-            require_done(config, layout, stage, name)
-        if not chosen:
-            continue
-        if stage == "emulate":
-            done = stages.emulate(config, layout, client, chosen, progress, emulator_error)
-        else:
-            done = _LEVEL_STAGES[stage](config, layout, client, chosen, progress)
-        record_timings(layout, [o for o in done if o.ran])  # before the report reads them
-        run.outcomes += done
+        run.outcomes += _level_stage(
+            config, layout, client, stage, chosen, progress, emulator_error
+        )
     write_resolved_config(config, layout)
     run.seconds = time.perf_counter() - began
     return run
+
+
+def _level_stage(
+    config: StudyConfig,
+    layout: StudyLayout,
+    client: Client,
+    stage: str,
+    levels: list[FidelityLevel | None],
+    progress: bool,
+    emulator_error: bool,
+) -> list[StageOutcome]:
+    """One per-level stage, after checking what it reads; its timings recorded."""
+    for name in _stage_names(config, stage, levels):
+        require_done(config, layout, stage, name)
+    if not levels:
+        return []
+    if stage == "emulate":
+        done = stages.emulate(config, layout, client, levels, progress, emulator_error)
+    else:
+        done = _LEVEL_STAGES[stage](config, layout, client, levels, progress)
+    record_timings(layout, [o for o in done if o.ran])  # before the report reads them
+    return done
 
 
 def _stage_names(config: StudyConfig, stage: str, levels: list[FidelityLevel | None]) -> list[str]:
