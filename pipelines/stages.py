@@ -403,11 +403,11 @@ def _emulator_error(
     (:mod:`pipelines.error_graph`), skipping levels whose measurement is done."""
     outcomes, jobs, marks = [], [], {}
     for level in levels:
-        if emulator_error_done(config, layout, level):
-            outcomes.append(StageOutcome("emulator-error", level.name, False, 0.0))
-            continue
         manifest = Manifest(layout.level(level.name).manifest)
         key = _level_digests(config, level)["emulator-error"]
+        if manifest.is_done("emulator-error", key, [layout.level(level.name).emulator_error]):
+            outcomes.append(StageOutcome("emulator-error", level.name, False, 0.0))
+            continue
         seed = stage_seed(config.seed, "emulator-error", level.name)
         n_theta, n_draws = _ERROR_SETTINGS["n_theta"], _ERROR_SETTINGS["n_draws"]
         jobs.append((level.name, float(level.simplification), seed, n_theta, n_draws))

@@ -30,7 +30,7 @@ import yaml
 from cluster.jobs import SubmitResources, sbatch, sbatch_script, scancel, write_script
 from cluster.profiles import load_profile
 from pipelines.config import StudyConfig
-from pipelines.finetune import finetune_owners, is_finetune
+from pipelines.finetune import finetune_owners
 from pipelines.layout import CEILING, StudyLayout
 from pipelines.stages import emulator_error_done
 from pipelines.state import CEILING_STAGES, LEVEL_STAGES, level_names, stage_states
@@ -324,10 +324,9 @@ def reopen_unmeasured_errors(
     unmeasured = set()
     for level in config.ladder:
         emulated = done.get(level.name, set())
-        if "emulate" in emulated and not is_finetune(level):
-            if not emulator_error_done(config, layout, level):
-                emulated.discard("emulate")
-                unmeasured.add(level.name)
+        if "emulate" in emulated and not emulator_error_done(config, layout, level):
+            emulated.discard("emulate")
+            unmeasured.add(level.name)
     return unmeasured
 
 
