@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,19 +162,34 @@ ReplaceStaleOption = typer.Option(
 )
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``scancel``, a SLURM walltime, ``kill``), raised where Ctrl-C's KeyboardInterrupt
+    is, so that it takes the same clean stop: workers killed, dashboard record and locks removed."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 @contextmanager
 def _interruptible(study: StudyConfig) -> Iterator[None]:
-    """Ctrl-C: one line on what is kept, exit status 130 (the cluster is already stopped)."""
+    """Ctrl-C or SIGTERM: one line on what is kept, exit status 130 or 143 (the cluster is
+    already stopped)."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, _Terminated)
         console.print(
-            f"[yellow]interrupted[/yellow]: finished outputs in {study.study_dir} are kept; "
+            f"[yellow]{'terminated (SIGTERM)' if terminated else 'interrupted'}[/yellow]: "
+            f"finished outputs in {study.study_dir} are kept; "
             "run the same command again to go on from them (`emustudy status` shows them)",
             soft_wrap=True,
             highlight=False,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if terminated else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_stages(
