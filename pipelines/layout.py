@@ -122,6 +122,11 @@ class StudyLayout:
         return self.reference / "members.json"
 
     @property
+    def reference_member_costs(self) -> Path:
+        """Core seconds each simulation-reference member's training spent, by file name."""
+        return self.reference / "member_costs.json"
+
+    @property
     def reference_draws(self) -> Path:
         """Reference draws at the observations, with their MCMC diagnostics (likelihood)."""
         return self.reference / "draws.zarr"

@@ -98,18 +98,26 @@ def train_reference_member(
     seed: int,
     member: int,
     attempt: int,
-) -> MemberCheck:
+) -> tuple[MemberCheck, bool]:
     """Train one run of one simulation-reference member on the reference's own campaign
-    (resumable; a finished run with these inputs is kept) and return its check record."""
+    (resumable; a finished run with these inputs is kept).
+
+    Returns
+    -------
+    check : MemberCheck
+        Its check record.
+    trained : bool
+        False when a finished run with these inputs was kept and nothing was trained.
+    """
     from inference.methods import train_posterior_to
 
     theta, x, _ = load_pairs(store)
     method_settings = MethodSettings(**settings.model_dump())
     with warnings.catch_warnings():  # an unconverged member is reported in its check record
         warnings.filterwarnings("ignore", message=".*max_num_epochs.*", category=UserWarning)
-        train_posterior_to(out, "npe", theta, x, prior, method_settings, seed=seed)
+        trained = train_posterior_to(out, "npe", theta, x, prior, method_settings, seed=seed)
     posterior = load_posterior(out, prior)
-    return record_member(member, attempt, seed, posterior)  # type: ignore[arg-type]
+    return record_member(member, attempt, seed, posterior), trained  # type: ignore[arg-type]
 
 
 def save_reference_checks(

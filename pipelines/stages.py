@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,12 @@ from pipelines.layout import CEILING, StudyLayout, level_name
 from pipelines.level_scoring import LevelScoring
 from pipelines.manifest import Manifest
 from pipelines.score_graph import UnitScore, run_scoring
+from pipelines.timings import (
+    StageOutcome,
+    read_member_costs,
+    record_member_cost,
+    record_timings,
+)
 from pipelines.truth_settings import file_digest
 from pipelines.units import (
     LikelihoodSource,
@@ -76,19 +82,18 @@ ROLES = ("train", "test", "observations", "reference")
 """Every true-simulator store a study may hold (see :func:`simulation_roles`)."""
 
 
-@dataclass(frozen=True)
-class StageOutcome:
-    """What one stage did for one level (``level`` is None for study-wide stages).
+def _finish(
+    layout: StudyLayout, manifest: Manifest, key: str, outcome: StageOutcome
+) -> StageOutcome:
+    """Record what a unit of a stage cost, then mark it done.
 
-    ``seconds`` is wall time (waiting for other levels' tasks included); ``cpu_seconds`` the
-    core seconds its own tasks spent (:mod:`cluster.task_clock`), where they were measured.
+    Each unit's seconds are written as it finishes, not at the end of its stage: a run stopped
+    part-way (Ctrl-C, a SLURM time limit) and resumed would otherwise skip the units it had
+    finished and lose their costs from the report.
     """
-
-    stage: str
-    level: str | None
-    ran: bool
-    seconds: float
-    cpu_seconds: float | None = None
+    record_timings(layout, [outcome])
+    manifest.mark_done(outcome.stage, key)
+    return outcome
 
 
 def _budget(config: StudyConfig, role: str) -> int:
@@ -174,9 +179,9 @@ def simulate(
             progress=progress,
             settings=config.campaign,
         )
-        manifest.mark_done(f"simulate-{role}", key)
         wall, cpu = time.perf_counter() - began, _campaign_cpu(store, began_cpu)
-        outcomes.append(StageOutcome(f"simulate-{role}", None, True, wall, cpu))
+        ran = StageOutcome(f"simulate-{role}", None, True, wall, cpu)
+        outcomes.append(_finish(layout, manifest, key, ran))
     return outcomes
 
 
@@ -282,8 +287,8 @@ def _run_levels(
         for future in running:
             name, manifest, key = futures[future]
             cost: Measured[object] = future.result()
-            manifest.mark_done(stage, key)
-            outcomes.append(StageOutcome(stage, name, True, cost.wall_s, cost.cpu_s))
+            ran = StageOutcome(stage, name, True, cost.wall_s, cost.cpu_s)
+            outcomes.append(_finish(layout, manifest, key, ran))
             bar.update(task_id, advance=1)
             submit_while_free()
     return outcomes
@@ -371,12 +376,10 @@ def emulate(
             progress=progress,
             settings=config.campaign,
         )
-        manifest.mark_done("emulate", key)
         wall = time.perf_counter() - began
+        cpu = _campaign_cpu(paths.emulated, began_cpu)
         outcomes.append(
-            StageOutcome(
-                "emulate", level.name, True, wall, _campaign_cpu(paths.emulated, began_cpu)
-            )
+            _finish(layout, manifest, key, StageOutcome("emulate", level.name, True, wall, cpu))
         )
     # Part of the emulate stage (its own manifest entry, so it is measured once, and its own
     # cost in timings.json): every level's blocks of held-out thetas as one pool of Dask tasks.
@@ -415,8 +418,8 @@ def _emulator_error(
 
     def done(name: str, wall: float, cpu: float) -> None:
         manifest, key = marks[name]
-        manifest.mark_done("emulator-error", key)
-        outcomes.append(StageOutcome("emulator-error", name, True, wall, cpu))
+        ran = StageOutcome("emulator-error", name, True, wall, cpu)
+        outcomes.append(_finish(layout, manifest, key, ran))
 
     run_emulator_error(client, config.simulator, config.campaign, layout, jobs, done, progress)
     return outcomes
@@ -522,9 +525,9 @@ def _train_reference(
         if manifest.is_done("reference", key, outputs):
             return [StageOutcome("reference", None, False, 0.0)]
         worker_cpu = _make_reference(config, layout, client, kind)
-        manifest.mark_done("reference", key)
-    cpu = worker_cpu + time.thread_time() - began_cpu
-    return [StageOutcome("reference", None, True, time.perf_counter() - began, cpu)]
+        cpu = worker_cpu + time.thread_time() - began_cpu
+        ran = StageOutcome("reference", None, True, time.perf_counter() - began, cpu)
+        return [_finish(layout, manifest, key, ran)]
 
 
 @contextmanager
@@ -576,7 +579,7 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
     def run_many(runs: list[Run]) -> list[tuple[Path, MemberCheck]]:
         outs = [layout.reference_member(member, attempt) for member, attempt in runs]
         gate = task_gate(client)
-        futures = [
+        futures = {
             gate.submit(
                 measured,
                 "reference-member",
@@ -589,12 +592,18 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
                 member,
                 attempt,
                 pure=False,
-            )
+            ): out.name
             for out, (member, attempt) in zip(outs, runs, strict=True)
-        ]
-        trained = client.gather(futures)
-        costs.extend(result.cpu_s for result in trained)
-        return list(zip(outs, [result.value for result in trained], strict=True))
+        }
+        checks, spent = {}, read_member_costs(layout.reference_member_costs)
+        for future in as_completed(futures):  # each member's cost kept as it finishes
+            name, result = futures[future], future.result()
+            checks[name], trained = result.value
+            if trained or name not in spent:  # a loaded member keeps the cost of its training
+                spent[name] = result.cpu_s
+                record_member_cost(layout.reference_member_costs, name, result.cpu_s)
+        costs.extend(spent[out.name] for out in outs)  # members a stopped run trained too
+        return [(out, checks[out.name]) for out in outs]
 
     logger.info(
         "reference: training %d NPE members (%s) on the %s runs of its own campaign",
@@ -716,8 +725,8 @@ def score(
 
     def done(unit: UnitScore) -> None:
         manifest, key = marks[unit.name]
-        manifest.mark_done("score", key)
-        outcomes.append(StageOutcome("score", unit.name, True, unit.wall_s, unit.cpu_s))
+        ran = StageOutcome("score", unit.name, True, unit.wall_s, unit.cpu_s)
+        outcomes.append(_finish(layout, manifest, key, ran))
 
     run_scoring(client, jobs, layout, simulator, guarded, done, progress)
     names = [CEILING] + [level.name for level in config.ladder]

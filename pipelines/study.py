@@ -36,7 +36,6 @@ __all__ = [
     "report_done",
     "report_key",
     "run_stages",
-    "record_timings",
     "run_study",
     "study_client",
     "write_resolved_config",
@@ -216,9 +215,7 @@ def run_stages(
     for stage in ordered:
         chosen = emulator_levels if stage in ("train-emulator", "emulate") else levels
         if stage == "simulate":
-            done = stages.simulate(config, layout, client, progress)
-            record_timings(layout, [o for o in done if o.ran])
-            run.outcomes += done
+            run.outcomes += stages.simulate(config, layout, client, progress)
             continue
         if stage == "report":
             require_done(config, layout, "report", None)
@@ -241,17 +238,14 @@ def _level_stage(
     progress: bool,
     emulator_error: bool,
 ) -> list[StageOutcome]:
-    """One per-level stage, after checking what it reads; its timings recorded."""
+    """One per-level stage, after checking what it reads."""
     for name in _stage_names(config, stage, levels):
         require_done(config, layout, stage, name)
     if not levels:
         return []
     if stage == "emulate":
-        done = stages.emulate(config, layout, client, levels, progress, emulator_error)
-    else:
-        done = _LEVEL_STAGES[stage](config, layout, client, levels, progress)
-    record_timings(layout, [o for o in done if o.ran])  # before the report reads them
-    return done
+        return stages.emulate(config, layout, client, levels, progress, emulator_error)
+    return _LEVEL_STAGES[stage](config, layout, client, levels, progress)
 
 
 def _stage_names(config: StudyConfig, stage: str, levels: list[FidelityLevel | None]) -> list[str]:
@@ -261,32 +255,6 @@ def _stage_names(config: StudyConfig, stage: str, levels: list[FidelityLevel | N
     if stage in ("infer", "score"):
         return [unit.name for unit in units(config, levels)]
     return [level_name(level) for level in levels if level is not None]
-
-
-def record_timings(layout: StudyLayout, outcomes: list[StageOutcome]) -> None:
-    """Add the seconds of stages that ran to ``timings.json`` beside their outputs.
-
-    ``<stage>``: wall seconds, waiting for other levels' tasks included (as studies before
-    core seconds were measured wrote them); ``<stage>_cpu``: the core seconds of the stage's own
-    tasks (:mod:`cluster.task_clock`). The report's costs read ``<stage>_cpu`` and fall back to
-    ``<stage>`` for a study that has only wall seconds.
-    """
-    for outcome in outcomes:
-        if outcome.stage == "report":
-            continue
-        level = outcome.level
-        folder = layout.root / "simulations" if level is None else layout.level(level).method_root
-        path = folder / "timings.json"
-        timings = json.loads(path.read_text()) if path.exists() else {}
-        timings[outcome.stage] = round(outcome.seconds, 3)
-        if outcome.cpu_seconds is not None:
-            timings[f"{outcome.stage}_cpu"] = round(outcome.cpu_seconds, 3)
-        else:  # a wall time now: an older core time of this stage no longer describes it
-            timings.pop(f"{outcome.stage}_cpu", None)
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(timings, indent=2, sort_keys=True))
-        os.replace(temporary, path)
 
 
 def run_study(

@@ -11,6 +11,7 @@ worker held the stop for 4 s per nanny on top of closing the cluster.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -117,6 +118,9 @@ def test_ctrl_c_stops_the_run_within_seconds_and_keeps_what_is_done(tmp_path: Pa
     for level in posteriors:
         for file in layout.level(level).root.glob("posterior*.pt"):
             assert load_posterior(file, prior).theta_dim == 5  # whole and readable
+        # its cost is kept too: the run that resumes skips it, and the report counts it
+        timings = json.loads((layout.level(level).method_root / "timings.json").read_text())
+        assert timings["infer_cpu"] > 0, timings
     assert not any(row.state == "done" for row in rows if row.stage == "report")
 
 

@@ -10,6 +10,9 @@ true runs.
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +134,35 @@ def test_every_level_kind_is_scored_and_the_wrong_physics_is_seen(study):
     # a reduced simulator has no density: its NLL is missing, its sample distances are not
     assert np.isnan(table.loc["one-scale"].get("emulator_nll", np.nan))
     assert np.isfinite(table.loc["one-scale", "emulator_c2st"])
+
+
+def test_a_resumed_reference_still_counts_the_members_a_stopped_run_trained(study, tmp_path):
+    """A run stopped after the members were trained, but before the reference was done: the
+    run that resumes it loads the members, and must still count what training them cost."""
+    config, _ = study
+    copy = tmp_path / "copy"
+    shutil.copytree(config.study_dir.parent, copy)
+    raw = yaml.safe_load((config.study_dir.parent / "nonexact.yaml").read_text())
+    raw["output_dir"] = str(copy)
+    path = tmp_path / "nonexact.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    layout = StudyLayout(load_config(path).study_dir)
+    members = {layout.reference_member(i).name for i in range(3)}
+    costs = json.loads(layout.reference_member_costs.read_text())
+    assert members <= set(costs) and min(costs[name] for name in members) > 0.5, costs
+    timings = json.loads((layout.root / "simulations" / "timings.json").read_text())
+    assert timings["reference_cpu"] >= sum(costs.values()) - 1e-6
+    # what a run stopped during the reference leaves: trained members, no record of the rest
+    layout.reference_checks.unlink()
+    shutil.rmtree(layout.reference_agreement)
+    manifest = layout.reference / "manifest.json"
+    entries = json.loads(manifest.read_text())
+    del entries["reference"]
+    manifest.write_text(json.dumps(entries))
+
+    ran = run_cli("infer", str(path), "--quiet", timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert json.loads(layout.reference_member_costs.read_text()) == costs  # loaded, not re-timed
+    resumed = json.loads((layout.root / "simulations" / "timings.json").read_text())
+    assert resumed["reference"] != timings["reference"]  # it did run again
+    assert resumed["reference_cpu"] >= sum(costs[name] for name in members)

@@ -20,7 +20,8 @@ from pipelines import stages
 from pipelines.config import StudyConfig, load_config
 from pipelines.layout import StudyLayout
 from pipelines.report_data import emulator_speedup, unit_costs
-from pipelines.study import record_timings, run_stages
+from pipelines.study import run_stages
+from pipelines.timings import record_timings
 from simulators.store import open_store
 
 pytestmark = pytest.mark.slow
