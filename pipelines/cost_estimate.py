@@ -12,8 +12,10 @@ the figures are **estimates** (expect a factor of 2 either way, more for large n
 * ``emulate``: ``EMULATE_S`` per emulated run (quickstart: 0.34-0.48 s per 4,000 runs);
 * ``emulator-error``: 200 held-out thetas x 20 draws through the true simulator and the stand-in,
   and one C2ST (``C2ST_S``);
-* ``infer``: ``NPE_PAIR_S`` per training pair per posterior (quickstart, 5-D MAF: 0.5-2.8 ms;
-  the project's notes: 18-34 s for 10,000 pairs in 10-D), per level, method and replicate;
+* ``infer``: per training pair per posterior, ``NSF_PAIR_S`` for a neural spline flow and
+  ``NPE_PAIR_S`` for the other estimators (quickstart, 5-D MAF: 0.5-2.8 ms; NSF with 5
+  transforms, to convergence: 11 ms in ``lorenz96_small.yaml``, 16-23 ms in ``lorenz96.yaml``,
+  6.7 ms for ``hodgkin_huxley.yaml``'s reference), per level, method and replicate;
 * ``score``: per posterior, ``DRAW_S`` per amortised draw (``MCMC_DRAW_S`` for methods sampled
   by MCMC), ``CLASSIFIER_S`` per classifier of C2ST and L-C2ST (its null included), and the
   predictive check's simulator runs (quickstart: 3-9 s per posterior);
@@ -44,6 +46,7 @@ __all__ = [
     "EPOCH_S",
     "MCMC_DRAW_S",
     "NPE_PAIR_S",
+    "NSF_PAIR_S",
     "StageCost",
     "estimate_stage_costs",
     "simulator_seconds",
@@ -56,6 +59,7 @@ EMULATE_S = 1e-4  # one emulator run, task overhead included
 ERROR_RUNS = 200 * 20  # the emulator error's thetas x draws (pipelines.stages._ERROR_SETTINGS)
 C2ST_S = 5.0  # one C2ST on a few thousand rows
 NPE_PAIR_S = 2.5e-3  # one training pair of one posterior, to convergence
+NSF_PAIR_S = 1.2e-2  # the same for a neural spline flow (measured 6.7-23 ms, see above)
 DRAW_S = 2e-5  # one draw of an amortised posterior
 MCMC_DRAW_S = 2.5e-3  # one MCMC draw (slice sampling, chains and warm-up shared)
 CLASSIFIER_S = 0.05  # one C2ST / L-C2ST classifier on ~1,000 draws
@@ -84,9 +88,12 @@ def simulator_seconds(config: StudyConfig) -> tuple[float, str]:
     """Core seconds per true-simulator run, and how it was found.
 
     From the training store's mean ``elapsed`` over its finished rows when it has any;
-    otherwise timed here on prior draws in batches of 1, 8, 64, ... (vectorised simulators are
-    much cheaper per sample in the batches campaigns run), growing while a batch takes under
-    0.5 s, up to ``min(chunk_size, 256)``: a few seconds at most unless one run is slow.
+    otherwise timed here on prior draws in batches of growing size, up to
+    ``min(chunk_size, 256)``, as campaigns run batches: vectorised simulators are much cheaper
+    per sample in a batch. It grows while a batch takes under 0.5 s, and also while growing
+    still cuts the seconds per run by a quarter or more, as for a simulator with a large cost
+    per call (Hodgkin-Huxley: 0.47 s for 1 run, 4.4 ms a run in a batch of 256). A few seconds
+    at most; a simulator whose batch of 1 or 2 runs takes over 2.5 s is timed on that batch.
     """
     from pipelines.budgets import measured_seconds_per_run
 
@@ -96,9 +103,11 @@ def simulator_seconds(config: StudyConfig) -> tuple[float, str]:
     simulator = study_simulator(config)
     rng = np.random.default_rng(0)
     largest = min(int(config.budgets.chunk_size), 256)
-    n, seconds = 1, _timed(simulator, rng, 1)
-    while seconds < 0.5 and n < largest:
-        n = min(8 * n, largest)
+    n, seconds, previous = 1, _timed(simulator, rng, 1), math.inf
+    while n < largest and seconds < 2.5 and (seconds < 0.5 or seconds / n < 0.75 * previous):
+        grow = 8 if seconds < 0.5 or previous < math.inf else 2  # 2: is a slow run batched?
+        previous = seconds / n
+        n = min(grow * n, largest)
         seconds = _timed(simulator, rng, n)
     return seconds / n, f"timed here on a batch of {n}"
 
@@ -163,7 +172,7 @@ def estimate_stage_costs(config: StudyConfig, simulator_s: float) -> list[StageC
     infer_s = score_s = 0.0
     for unit in found:
         pairs = _training_pairs(unit.level, config)
-        infer_s += replicates * pairs * NPE_PAIR_S
+        infer_s += replicates * pairs * _pair_s(config.inference.npe)
         score_s += replicates * _scoring_s(config, unit.method, simulator_s)
     label = f"{len(found)} units (level x method) x {replicates} replicates"
     rows.append(StageCost("infer", infer_s, label))
@@ -174,7 +183,7 @@ def estimate_stage_costs(config: StudyConfig, simulator_s: float) -> list[StageC
         rows.append(
             StageCost(
                 "reference",
-                members * config.reference_budget * NPE_PAIR_S,
+                members * config.reference_budget * _pair_s(config.reference.network),
                 f"{members} members on {config.reference_budget:,} runs",
             )
         )
@@ -187,6 +196,11 @@ def estimate_stage_costs(config: StudyConfig, simulator_s: float) -> list[StageC
             )
         )
     return rows
+
+
+def _pair_s(network) -> float:
+    """Core seconds per training pair of one posterior with ``network``'s density estimator."""
+    return NSF_PAIR_S if network.density_estimator in ("nsf", "zuko_nsf") else NPE_PAIR_S
 
 
 def _emulator_training_s(spec, train: int) -> float:
