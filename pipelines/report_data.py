@@ -23,6 +23,7 @@ from pipelines.config import StudyConfig
 from pipelines.finetune import finetune_curves
 from pipelines.layout import StudyLayout, level_name
 from pipelines.resolution import Resolution, resolve_levels, score_uncertainty
+from pipelines.timings import read_timings
 from pipelines.units import units
 from simulators.store import Status, open_store
 
@@ -168,11 +169,6 @@ def _finite_mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _timings(folder: Path) -> dict[str, float]:
-    path = folder / "timings.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def stage_seconds(timings: dict[str, float], stage: str) -> float:
     """A stage's core seconds (``<stage>_cpu``), or its wall seconds where a study written
     before core seconds were measured has only those; NaN when it did not run."""
@@ -183,7 +179,7 @@ def study_costs(layout: StudyLayout) -> dict[str, float]:
     """Core seconds of the study-wide stages: each true-simulator campaign and the reference."""
     return {
         f"{stage}_s": stage_seconds(timings, stage)
-        for timings in [_timings(layout.root / "simulations")]
+        for timings in [read_timings(layout.root / "simulations")]
         for stage in sorted(key for key in timings if not key.endswith("_cpu"))
     }
 
@@ -203,8 +199,8 @@ def unit_costs(config: StudyConfig, layout: StudyLayout, name: str) -> dict[str,
     else:
         runs = getattr(emulator, "train_samples", None) or config.budgets.train
     timings = {
-        **_timings(layout.level(name).root),  # the level's own stages
-        **_timings(layout.level(name).method_root),  # this method's infer and score
+        **read_timings(layout.level(name).root),  # the level's own stages
+        **read_timings(layout.level(name).method_root),  # this method's infer and score
     }
     stage_costs = {f"{stage}_s": stage_seconds(timings, stage) for stage in _STAGES}
     if getattr(level, "kind", None) == "finetune":  # its base's cost, plus k true runs

@@ -46,8 +46,8 @@ from pipelines.score_graph import UnitScore, run_scoring
 from pipelines.timings import (
     StageOutcome,
     read_member_costs,
-    record_member_cost,
     record_timings,
+    write_member_costs,
 )
 from pipelines.truth_settings import file_digest
 from pipelines.units import (
@@ -601,7 +601,7 @@ def _simulation_reference(config: StudyConfig, layout: StudyLayout, client: Clie
             checks[name], trained = result.value
             if trained or name not in spent:  # a loaded member keeps the cost of its training
                 spent[name] = result.cpu_s
-                record_member_cost(layout.reference_member_costs, name, result.cpu_s)
+                write_member_costs(layout.reference_member_costs, spent)
         costs.extend(spent[out.name] for out in outs)  # members a stopped run trained too
         return [(out, checks[out.name]) for out in outs]
 
